@@ -1,0 +1,33 @@
+# The two commands of the README: `make book` builds the book, `make test` runs the tests.
+# Each creates .venv from requirements.txt on first use (Python 3.10+ as python3).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: book test lint notebooks format-notebooks clean
+
+$(BIN)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+book: $(BIN)/.installed
+	$(BIN)/jupyter-book build . -W --keep-going
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+
+# Run every chapter top to bottom in a fresh kernel and store its outputs.
+notebooks: $(BIN)/.installed
+	$(BIN)/python tools/notebooks.py execute
+
+# Strip volatile metadata so notebook diffs show only what changed.
+format-notebooks: $(BIN)/.installed
+	$(BIN)/python tools/notebooks.py normalize
+
+clean:
+	rm -rf _build

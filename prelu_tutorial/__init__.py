@@ -1,0 +1,24 @@
+"""prelu_tutorial: the Parametric ReLU in TensorFlow 2 / Keras 3, for the book.
+
+``import prelu_tutorial as pt`` gives :func:`pt.prelu`, :class:`pt.PReLU` and
+the submodules ``pt.ops``, ``pt.layers``, ``pt.compat_v1``, ``pt.benchmark``,
+``pt.devices``, ``pt.export``, ``pt.plotting`` and ``pt.data``.
+"""
+
+from prelu_tutorial import benchmark, compat_v1, data, devices, export, layers, ops, plotting
+from prelu_tutorial.layers import PReLU
+from prelu_tutorial.ops import prelu
+
+__all__ = [
+    "PReLU",
+    "benchmark",
+    "compat_v1",
+    "data",
+    "devices",
+    "export",
+    "layers",
+    "ops",
+    "plotting",
+    "prelu",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,147 @@
+"""The PReLU Keras layer, built on :func:`prelu_tutorial.ops.prelu`."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import keras
+
+from prelu_tutorial import ops
+
+__all__ = ["PReLU"]
+
+
+@keras.saving.register_keras_serializable(package="prelu_tutorial")
+class PReLU(keras.layers.Layer):
+    """Parametric Rectified Linear Unit (He et al., 2015).
+
+    ``f(x) = x`` for ``x > 0`` and ``f(x) = alpha * x`` otherwise, where
+    ``alpha`` is a learned weight of the same rank as one sample (rank of the
+    input minus one), with size 1 on every shared axis.
+
+    By default alpha is *channel-wise*, as in the paper: one alpha per channel,
+    shared over the batch and every spatial axis, initialised at 0.25. So it
+    works on inputs with unknown spatial sizes, e.g. ``Input((None, None, 3))``.
+    ``keras.layers.PReLU`` instead defaults to one alpha per element,
+    initialised at 0; give the same arguments explicitly and this layer is a
+    drop-in for it, with the same weight shape. Unlike Keras, a negative
+    shared axis counts from the end.
+
+    Args:
+        alpha_initializer: Initializer for alpha (an instance or an identifier
+            such as ``"zeros"``). Defaults to ``Constant(0.25)``.
+        alpha_regularizer: Regularizer for alpha (an instance or an identifier
+            such as ``"L1"``). The paper uses none: weight decay pulls alpha
+            to 0, towards a plain ReLU.
+        alpha_constraint: Constraint for alpha (an instance or an identifier
+            such as ``"non_neg"`` or ``"MaxNorm"``).
+        shared_axes: Axes along which alpha is shared, counting the batch as
+            axis 0; an int, a sequence of ints, or ``None``. Negative axes
+            count from the end (``-1`` is the last axis). ``None`` shares every
+            axis but the channel axis; ``()`` shares none (one alpha per
+            element, Keras' default).
+        data_format: ``"channels_last"`` (default) or ``"channels_first"``:
+            where the channel axis is when ``shared_axes`` is ``None``.
+        **kwargs: Base layer arguments (``name``, ``dtype``, ...).
+
+    Raises:
+        ValueError: If ``data_format`` is unknown or ``shared_axes`` holds a
+            non-integer (here), or if a shared axis is the batch axis or out of
+            range for the input, or an axis that keeps its own alphas has an
+            unknown size (at build time).
+    """
+
+    def __init__(
+        self,
+        alpha_initializer: Any = None,
+        alpha_regularizer: Any = None,
+        alpha_constraint: Any = None,
+        shared_axes: int | Iterable[int] | None = None,
+        data_format: str = "channels_last",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.supports_masking = True
+        if alpha_initializer is None:
+            alpha_initializer = keras.initializers.Constant(0.25)
+        self.alpha_initializer = keras.initializers.get(alpha_initializer)
+        self.alpha_regularizer = keras.regularizers.get(alpha_regularizer)
+        self.alpha_constraint = keras.constraints.get(alpha_constraint)
+        if data_format not in ("channels_last", "channels_first"):
+            raise ValueError(
+                "PReLU: data_format must be 'channels_last' or 'channels_first', "
+                f"got {data_format!r}."
+            )
+        self.data_format = data_format
+        if shared_axes is None:
+            self.shared_axes = None
+        else:
+            axes = [shared_axes] if isinstance(shared_axes, int) else list(shared_axes)
+            for axis in axes:
+                if isinstance(axis, bool) or not isinstance(axis, int):
+                    raise ValueError(
+                        f"PReLU: shared_axes must hold integers, got {axis!r} "
+                        f"in shared_axes={shared_axes!r}."
+                    )
+            self.shared_axes = tuple(axes)
+
+    def _alpha_shape(self, input_shape: tuple) -> tuple[int, ...]:
+        """The shape of alpha for an input shape (batch axis included)."""
+        rank = len(input_shape)
+        if rank < 1:
+            raise ValueError("PReLU: the input needs at least a batch axis, got a scalar.")
+        if self.shared_axes is None:
+            channel_axis = 1 if self.data_format == "channels_first" else rank - 1
+            shared = {axis for axis in range(1, rank) if axis != channel_axis}
+        else:
+            shared = set()
+            for axis in self.shared_axes:
+                positive = axis + rank if axis < 0 else axis
+                if not 0 < positive < rank:
+                    reason = "is the batch axis" if positive == 0 else "is out of range"
+                    raise ValueError(
+                        f"PReLU: shared axis {axis} {reason} for an input of rank {rank} "
+                        f"(shape {tuple(input_shape)}); use axes 1..{rank - 1} "
+                        f"or -{rank - 1}..-1."
+                    )
+                shared.add(positive)
+        shape = []
+        for axis in range(1, rank):
+            if axis in shared:
+                shape.append(1)
+            elif input_shape[axis] is None:
+                raise ValueError(
+                    f"PReLU: axis {axis} of the input (shape {tuple(input_shape)}) has an "
+                    "unknown size but keeps its own alphas; add it to shared_axes."
+                )
+            else:
+                shape.append(int(input_shape[axis]))
+        return tuple(shape)
+
+    def build(self, input_shape: tuple) -> None:
+        self.alpha = self.add_weight(
+            shape=self._alpha_shape(tuple(input_shape)),
+            name="alpha",
+            initializer=self.alpha_initializer,
+            regularizer=self.alpha_regularizer,
+            constraint=self.alpha_constraint,
+        )
+
+    def call(self, inputs):
+        return ops.prelu(inputs, self.alpha)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            {
+                "alpha_initializer": keras.initializers.serialize(self.alpha_initializer),
+                "alpha_regularizer": keras.regularizers.serialize(self.alpha_regularizer),
+                "alpha_constraint": keras.constraints.serialize(self.alpha_constraint),
+                "shared_axes": None if self.shared_axes is None else list(self.shared_axes),
+                "data_format": self.data_format,
+            }
+        )
+        return config

@@ -1,0 +1,110 @@
+"""Execute and normalize the book's notebooks so they diff cleanly.
+
+Usage:
+    python tools/notebooks.py execute [NOTEBOOK ...]   # fresh kernel, top to bottom, then normalize
+    python tools/notebooks.py normalize [NOTEBOOK ...] # strip volatile metadata and stderr only
+
+With no notebook given, every ``book/*.ipynb`` is processed. Execution runs in
+the notebook's own folder (so relative paths work as in Jupyter) with the
+Python that runs this script as the kernel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+KEPT_CELL_METADATA = ("tags",)
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+
+
+def normalize(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Drops what changes from run to run but says nothing about the chapter.
+
+    Removes stderr streams (TensorFlow's log lines: timestamps and local
+    paths; nbval skips them too), execution timings, widget state and the
+    interpreter's exact version, and gives every cell a stable id.
+    """
+    notebook.metadata = nbformat.from_dict(
+        {"kernelspec": KERNELSPEC, "language_info": {"name": "python"}}
+    )
+    for index, cell in enumerate(notebook.cells):
+        cell.metadata = nbformat.from_dict(
+            {key: cell.metadata[key] for key in KEPT_CELL_METADATA if key in cell.metadata}
+        )
+        cell.id = f"cell-{index:03d}"
+        if cell.cell_type == "code":
+            cell.outputs = [
+                output
+                for output in cell.outputs
+                if not (output.output_type == "stream" and output.name == "stderr")
+            ]
+            for output in cell.outputs:
+                if "metadata" in output and output.output_type != "stream":
+                    output.metadata = nbformat.from_dict(
+                        {k: v for k, v in output.metadata.items() if k != "execution"}
+                    )
+    return notebook
+
+
+def write(notebook: nbformat.NotebookNode, path: Path) -> None:
+    """Writes with nbformat's stable layout (indent 1, sorted keys, final newline)."""
+    nbformat.validate(notebook)
+    nbformat.write(notebook, str(path))
+
+
+def execute(path: Path, timeout: int) -> None:
+    """Runs a notebook top to bottom in a fresh kernel and stores its outputs."""
+    notebook = nbformat.read(str(path), as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+    env_before = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        client = NotebookClient(
+            notebook,
+            timeout=timeout,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(path.parent)}},
+            allow_error_names=(),
+        )
+        client.allow_errors = True
+        client.execute()
+    finally:
+        if env_before is None:
+            os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        errors = [o for o in cell.outputs if o.output_type == "error"]
+        if errors and "NBVAL_RAISES_EXCEPTION" not in cell.source:
+            raise SystemExit(f"{path}: a cell raised {errors[0].ename}: {errors[0].evalue}")
+    write(normalize(notebook), path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["execute", "normalize"])
+    parser.add_argument("notebooks", nargs="*", type=Path)
+    parser.add_argument("--timeout", type=int, default=600, help="seconds per cell")
+    args = parser.parse_args(argv)
+    paths = args.notebooks or sorted((ROOT / "book").glob("*.ipynb"))
+    for path in paths:
+        if args.command == "execute":
+            execute(path, args.timeout)
+        else:
+            write(normalize(nbformat.read(str(path), as_version=4)), path)
+        print(f"{args.command}d {path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
