@@ -12,7 +12,8 @@ Do not use these in new code: :class:`prelu_tutorial.PReLU` is the TF2 fix.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import tensorflow as tf

@@ -151,7 +151,10 @@ def test_non_neg_constraint_keeps_alpha_non_negative_after_an_update():
 
 def test_config_round_trip_rebuilds_an_equal_layer():
     layer = pt.PReLU(
-        alpha_initializer="zeros", alpha_regularizer="L1", shared_axes=-1, data_format="channels_first"
+        alpha_initializer="zeros",
+        alpha_regularizer="L1",
+        shared_axes=-1,
+        data_format="channels_first",
     )
     clone = pt.PReLU.from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()

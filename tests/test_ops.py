@@ -110,7 +110,12 @@ def test_formulations_registry_has_exactly_the_five_answers():
 @pytest.mark.parametrize("dtype_name", sorted(DTYPES))
 @pytest.mark.parametrize(
     "alpha",
-    [0.25, np.float64(0.25), tf.constant(0.25, tf.float32), tf.Variable([0.1, 0.2, 0.3], dtype=tf.float64)],
+    [
+        0.25,
+        np.float64(0.25),
+        tf.constant(0.25, tf.float32),
+        tf.Variable([0.1, 0.2, 0.3], dtype=tf.float64),
+    ],
     ids=["python-float", "numpy-float64", "tf-float32", "tf-variable-float64"],
 )
 def test_prelu_output_dtype_follows_x_whatever_alpha_dtype(alpha, dtype_name):
@@ -118,9 +123,7 @@ def test_prelu_output_dtype_follows_x_whatever_alpha_dtype(alpha, dtype_name):
     assert pt.prelu(x, alpha).dtype == tf.as_dtype(dtype_name)
 
 
-@pytest.mark.parametrize(
-    "alpha_shape", [(), (4,), (1, 4), (3, 1), (3, 4), (1, 1)], ids=str
-)
+@pytest.mark.parametrize("alpha_shape", [(), (4,), (1, 4), (3, 1), (3, 4), (1, 1)], ids=str)
 def test_prelu_accepts_any_alpha_shape_that_broadcasts_to_x(alpha_shape):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(3, 4)).astype(np.float32)
@@ -145,7 +148,8 @@ def test_prelu_rejects_complex_alpha_naming_the_dtype():
 
 
 @pytest.mark.parametrize(
-    ("x_shape", "alpha_shape"), [((2, 4), (3,)), ((2, 4), (2, 2)), ((4,), (2, 4)), ((1, 4), (5, 1, 4))]
+    ("x_shape", "alpha_shape"),
+    [((2, 4), (3,)), ((2, 4), (2, 2)), ((4,), (2, 4)), ((1, 4), (5, 1, 4))],
 )
 def test_prelu_rejects_alpha_that_does_not_broadcast_naming_both_shapes(x_shape, alpha_shape):
     with pytest.raises(ValueError) as error:
