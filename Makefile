@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: book test lint notebooks format-notebooks clean
+.PHONY: book test lint notebooks format-notebooks logo mathjax clean
 
 $(BIN)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,14 @@ notebooks: $(BIN)/.installed
 # Strip volatile metadata so notebook diffs show only what changed.
 format-notebooks: $(BIN)/.installed
 	$(BIN)/python tools/notebooks.py normalize
+
+# Redraw the logo and favicon (book/_static) with matplotlib.
+logo: $(BIN)/.installed
+	$(BIN)/python tools/make_logo.py
+
+# Refresh the vendored MathJax (book/_static/mathjax) from the npm registry.
+mathjax:
+	$(PYTHON) tools/vendor_mathjax.py
 
 clean:
 	rm -rf _build

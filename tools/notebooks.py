@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 KEPT_CELL_METADATA = ("tags",)
+# A traceback frame line ("File /path/to/module.py:12, in f"), maybe behind colour codes.
+FILE_FRAME = re.compile(r"^(?:\x1b\[[0-9;]*m)*File ")
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 
 
@@ -28,8 +31,10 @@ def normalize(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """Drops what changes from run to run but says nothing about the chapter.
 
     Removes stderr streams (TensorFlow's log lines: timestamps and local
-    paths; nbval skips them too), execution timings, widget state and the
-    interpreter's exact version, and gives every cell a stable id.
+    paths; nbval skips them too), the file frames of stored tracebacks (they
+    name paths of this machine; nbval does not compare tracebacks), execution
+    timings, widget state and the interpreter's exact version, and gives every
+    cell a stable id.
     """
     notebook.metadata = nbformat.from_dict(
         {"kernelspec": KERNELSPEC, "language_info": {"name": "python"}}
@@ -46,6 +51,10 @@ def normalize(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
                 if not (output.output_type == "stream" and output.name == "stderr")
             ]
             for output in cell.outputs:
+                if output.output_type == "error":
+                    output.traceback = [
+                        line for line in output.traceback if not FILE_FRAME.match(line)
+                    ]
                 if "metadata" in output and output.output_type != "stream":
                     output.metadata = nbformat.from_dict(
                         {k: v for k, v in output.metadata.items() if k != "execution"}
