@@ -14,7 +14,7 @@ purpose so the book can show what each one does.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -65,7 +65,8 @@ def prelu_minmax(x, alpha) -> tf.Tensor:
     Correct for every ``alpha`` and for ``+-inf`` and NaN. Subgradient at
     ``x = 0``: ``0`` in ``x`` (TF's ``maximum``/``minimum`` send the gradient
     of a tie to their first argument, the constant ``0``), ``0`` in ``alpha``.
-    At ``x = -0.0`` it returns ``+0.0``.
+    The sign of a zero result may differ from ``alpha * x``'s (it depends on the
+    kernel TensorFlow picks, e.g. on the tensor's length).
 
     Args:
         x: Floating tensor.
@@ -122,8 +123,10 @@ def prelu_where(x, alpha) -> tf.Tensor:
 def prelu_keras(x, alpha) -> tf.Tensor:
     """PReLU as ``relu(x) - alpha * relu(-x)`` (what ``keras.layers.PReLU`` computes).
 
-    Correct for every ``alpha``, ``+-inf`` and NaN. It is also the pattern the
-    TFLite converter fuses into one ``PRELU`` op. Subgradient at ``x = 0``:
+    Correct for every ``alpha``, ``+-inf`` and NaN. Keras writes it as
+    ``relu(x) + (-alpha) * relu(-x)``, the sum the TFLite converter fuses into
+    one ``PRELU`` op; this subtraction, the same values, converts to five ops
+    (chapter 8 shows both). Subgradient at ``x = 0``:
     ``0`` in ``x`` (TF takes ``relu'(0) = 0`` for both terms), ``0`` in ``alpha``.
 
     Args:
@@ -197,10 +200,89 @@ def _validate(x, alpha) -> tuple[tf.Tensor, tf.Tensor]:
     ):
         raise ValueError(
             f"prelu: alpha of shape {alpha_shape} does not broadcast to x of shape "
-            f"{x.shape}. Give one alpha per channel (shape [{x.shape[-1] if x.shape.rank else ''}]) "
+            f"{x.shape}. Give one alpha per channel "
+            f"(shape [{x.shape[-1] if x.shape.rank else ''}]) "
             "or a shape with 1 on the shared axes."
         )
     return x, tf.cast(alpha, x.dtype)
+
+
+# The fused kernel behind prelu ------------------------------------------------
+
+_FOLD = 8
+"""How many equal chunks the backward pass adds elementwise before it reduces."""
+
+
+@tf.function(jit_compile=True, reduce_retracing=True)
+def _fused_forward(x: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
+    """The forward pass as one XLA kernel: reads x once, writes y once."""
+    # The TFLite converter turns exactly this sum into one PRELU op (not the
+    # Sub of prelu_keras, and only with -alpha as the factor). It equals the
+    # definition for every finite alpha; for alpha <= 0 only the sign of a zero
+    # result can differ (-0.0 vs +0.0, which compare equal). An infinite or NaN
+    # alpha would turn x > 0 into NaN (inf * 0), so `where` then picks the
+    # definition; with a frozen, finite alpha the converter folds the
+    # condition away and sees this sum alone.
+    tflite_pattern = tf.nn.relu(x) + (-alpha) * tf.nn.relu(-x)
+    pattern_is_exact = tf.reduce_all(tf.math.is_finite(alpha))
+    return tf.where(pattern_is_exact, tflite_pattern, prelu_where(x, alpha))
+
+
+def _sum_over_shared_axes(values: tf.Tensor, shared: tuple[bool, ...]) -> tf.Tensor:
+    """Sums ``values`` over every axis that ``shared`` marks, keeping the others.
+
+    XLA on CPU runs one big reduction as a slow loop. So the rows of the
+    leading shared axes (the batch axis and, channel-wise, every spatial
+    axis) are cut into ``_FOLD`` equal chunks that are added elementwise, one
+    fused pass. Only the sum of the chunks, ``_FOLD`` times smaller, and the
+    few rows left over (fewer than ``_FOLD``) are then reduced; XLA does that
+    fast.
+    """
+    axes = [axis for axis, is_shared in enumerate(shared) if is_shared]
+    lead = 0
+    while lead < len(axes) and axes[lead] == lead:
+        lead += 1
+    if lead == 0:
+        return tf.reduce_sum(values, axes)
+    shape = tf.shape(values)
+    rows = tf.reduce_prod(shape[:lead])
+    folded_rows = rows - rows % _FOLD
+    matrix = tf.reshape(values, tf.concat([[rows], shape[lead:]], 0))
+    chunks = tf.reshape(matrix[:folded_rows], tf.concat([[_FOLD, -1], shape[lead:]], 0))
+    partial = tf.concat([tf.add_n(tf.unstack(chunks, num=_FOLD)), matrix[folded_rows:]], 0)
+    return tf.reduce_sum(partial, [0] + [axis - lead + 1 for axis in axes[lead:]])
+
+
+@tf.function(jit_compile=True, reduce_retracing=True)
+def _fused_backward(
+    x: tf.Tensor, alpha: tf.Tensor, upstream: tf.Tensor, shared: tuple[bool, ...]
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Both gradients from x, alpha and the upstream gradient, in two XLA passes.
+
+    ``shared`` marks the axes of ``x`` that ``alpha`` is broadcast along; it
+    also pins ``x``'s rank, which ``reduce_retracing`` would otherwise relax.
+    """
+    dx = tf.where(x > 0, upstream, alpha * upstream)
+    # Float16 sums over a whole batch overflow or lose small terms: add in float32.
+    wide = tf.float32 if x.dtype in (tf.float16, tf.bfloat16) else x.dtype
+    dalpha_terms = tf.cast(upstream, wide) * tf.minimum(tf.cast(x, wide), 0)
+    dalpha = tf.reshape(_sum_over_shared_axes(dalpha_terms, shared), tf.shape(alpha))
+    return dx, tf.cast(dalpha, x.dtype)
+
+
+@tf.custom_gradient
+def _fused_prelu(x: tf.Tensor, alpha: tf.Tensor):
+    """PReLU with the fused forward pass and gradient; needs alpha's static shape."""
+    shared = (True,) * (x.shape.rank - alpha.shape.rank) + tuple(
+        size == 1 for size in alpha.shape
+    )
+
+    def gradient(upstream: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return _fused_backward(x, alpha, upstream, shared)
+
+    # Not recorded: a tape would make the compiled forward also return the
+    # intermediates of its own autodiff, which this gradient does not need.
+    return _fused_forward(tf.stop_gradient(x), tf.stop_gradient(alpha)), gradient
 
 
 def prelu(x, alpha) -> tf.Tensor:
@@ -209,12 +291,25 @@ def prelu(x, alpha) -> tf.Tensor:
     ``prelu(x) = x`` for ``x > 0`` and ``alpha * x`` otherwise, for any real
     ``alpha`` (also ``alpha > 1`` and ``alpha < 0``). ``+inf`` stays ``+inf``,
     ``-inf`` becomes ``alpha * -inf``, NaN stays NaN, ``-0.0`` becomes
-    ``alpha * -0.0``. The result has ``x``'s dtype for float16, bfloat16,
+    ``alpha * -0.0`` (for ``alpha > 0``, ``-0.0`` exactly; for ``alpha <= 0`` a
+    zero result may carry the other sign than the product ``alpha * x``: the
+    price of the pattern that TFLite fuses, see below). The result has ``x``'s dtype for float16, bfloat16,
     float32 and float64 (``alpha`` is cast to it, so a float32 variable works
     with a float16 input under mixed precision).
 
     Subgradient at exactly ``x = 0``: ``alpha`` in ``x`` (the left derivative,
     as in PyTorch) and ``0`` in ``alpha`` (``d/dalpha = min(0, x)``).
+
+    It runs as two XLA-compiled kernels (``jit_compile=True``), in eager mode
+    and inside any ``tf.function``: the forward pass reads ``x`` once and
+    writes the result once, like ``tf.nn.relu``; a custom gradient keeps only
+    ``x`` and ``alpha`` for the backward pass, which computes both gradients
+    in two passes over ``x`` and the upstream gradient (the alpha gradient is
+    summed in float32 for 16-bit inputs). A new batch size retraces at most
+    once (``reduce_retracing``). A Keras model of :class:`PReLU` layers with
+    finite alphas (of any sign) converts to TFLite with one ``PRELU`` op per
+    layer. If ``x``'s rank or ``alpha``'s shape is not static, it computes
+    :func:`prelu_where` instead: same values and gradients, unfused.
 
     Args:
         x: Floating tensor (or array-like of floats).
@@ -231,4 +326,9 @@ def prelu(x, alpha) -> tf.Tensor:
         ValueError: If ``alpha``'s shape does not broadcast to ``x``'s shape.
     """
     x, alpha = _validate(x, alpha)
-    return tf.where(x > 0, x, alpha * x)
+    # A tensor, not a variable: the custom gradient then reaches a variable
+    # through the read, as for any op.
+    alpha = tf.convert_to_tensor(alpha)
+    if x.shape.rank is None or not alpha.shape.is_fully_defined():
+        return prelu_where(x, alpha)
+    return _fused_prelu(x, alpha)

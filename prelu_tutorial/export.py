@@ -1,0 +1,281 @@
+"""Converting PReLU models to TensorFlow Lite and running them with LiteRT.
+
+:func:`to_tflite` turns a Keras model (or a ``tf.function`` with a fixed input
+signature) into a TFLite flatbuffer, optionally quantized; :func:`tflite_ops`
+lists the ops the flatbuffer holds, which is how the book checks that a PReLU
+became the single builtin ``PRELU`` op that NNAPI and the GPU delegate
+accelerate; :func:`run_tflite` runs the flatbuffer with LiteRT
+(``ai_edge_litert``), the interpreter that replaces ``tf.lite.Interpreter``.
+
+Converting needs only TensorFlow; listing ops and running use LiteRT, which
+the package depends on and imports only when those functions are called.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+__all__ = ["QUANTIZATIONS", "run_tflite", "tflite_ops", "to_tflite"]
+
+QUANTIZATIONS = (None, "int8", "float16")
+"""The values :func:`to_tflite` accepts for ``quantize``."""
+
+
+def _input_spec(model: Any) -> tf.TensorSpec:
+    """The one input a convertible model takes, as a ``tf.TensorSpec``."""
+    if isinstance(model, keras.Model):
+        try:
+            inputs = model.inputs
+        except AttributeError:
+            inputs = None
+        if not inputs:
+            raise ValueError(
+                "to_tflite: the model has no defined input; build it on keras.Input(...) "
+                "(a functional model or a Sequential that starts with keras.Input)."
+            )
+        if len(inputs) != 1:
+            raise ValueError(
+                f"to_tflite: the model must take exactly one input, it takes {len(inputs)}."
+            )
+        return tf.TensorSpec(inputs[0].shape, inputs[0].dtype)
+    signature = getattr(model, "input_signature", None)
+    if signature is None or len(signature) != 1:
+        raise ValueError(
+            "to_tflite: a tf.function needs an input_signature with exactly one "
+            "tf.TensorSpec, e.g. @tf.function(input_signature=[tf.TensorSpec([1, 8, 8, 3])])."
+        )
+    return signature[0]
+
+
+def _representative_dataset(
+    representative_data: Any, spec: tf.TensorSpec
+) -> Iterator[list[np.ndarray]]:
+    """Yields the calibration samples one at a time, each as a batch of one."""
+    samples = np.asarray(representative_data, dtype=spec.dtype.as_numpy_dtype)
+    for sample in samples:
+        yield [sample[np.newaxis]]
+
+
+def _check_representative_data(representative_data: Any, spec: tf.TensorSpec) -> None:
+    """Raises if the calibration samples cannot feed the model's input."""
+    samples = np.asarray(representative_data)
+    sample_shape = tuple(spec.shape[1:])
+    if (
+        samples.ndim != len(sample_shape) + 1
+        or len(samples) == 0
+        or any(
+            size is not None and size != actual
+            for size, actual in zip(sample_shape, samples.shape[1:], strict=True)
+        )
+    ):
+        raise ValueError(
+            "to_tflite: representative_data must hold one or more samples of shape "
+            f"{sample_shape} stacked on a first axis, got an array of shape {samples.shape}."
+        )
+
+
+def to_tflite(model: Any, quantize: str | None = None, representative_data: Any = None) -> bytes:
+    """Converts a model to a TensorFlow Lite flatbuffer.
+
+    The converter freezes the model's variables (PReLU's alpha included) into
+    constants and then fuses op patterns it knows; only
+    ``relu(x) + (-alpha) * relu(-x)`` with alpha of rank ``rank(x) - 1`` (the
+    pattern ``keras.layers.PReLU`` writes) becomes the builtin ``PRELU`` op.
+
+    Args:
+        model: A ``keras.Model`` with exactly one input (the batch axis may be
+            ``None``), or a ``tf.function`` with an ``input_signature`` of one
+            ``tf.TensorSpec``; variables it captures are frozen.
+        quantize: ``None`` keeps float32. ``"float16"`` stores the weights in
+            float16 (computation stays float32 on CPU). ``"int8"`` is full
+            integer post-training quantization: weights and activations in
+            int8, calibrated on ``representative_data``; the model still takes
+            and returns float32 (a ``QUANTIZE`` op at the input and a
+            ``DEQUANTIZE`` op at the output), and conversion fails if an op has
+            no int8 kernel.
+        representative_data: Calibration samples for ``quantize="int8"``, an
+            array-like of shape ``[n, *input_shape[1:]]`` (a few hundred
+            samples like the real inputs). Only used with ``"int8"``.
+
+    Returns:
+        The flatbuffer, as ``bytes`` (write it to a ``.tflite`` file as is).
+
+    Raises:
+        TypeError: If ``model`` is neither a Keras model nor a ``tf.function``.
+        ValueError: If ``quantize`` is not one of ``None``, ``"int8"``,
+            ``"float16"``; if ``representative_data`` is missing for ``"int8"``,
+            given for another mode, or does not match the input's shape; or if
+            the model does not take exactly one input.
+    """
+    if quantize not in QUANTIZATIONS:
+        raise ValueError(
+            f"to_tflite: quantize must be None, 'int8' or 'float16', got {quantize!r}."
+        )
+    if not isinstance(model, (keras.Model, tf.types.experimental.PolymorphicFunction)):
+        raise TypeError(
+            "to_tflite: model must be a keras.Model or a tf.function with an input_signature, "
+            f"got {type(model).__name__}."
+        )
+    if quantize == "int8" and representative_data is None:
+        raise ValueError(
+            "to_tflite: quantize='int8' needs representative_data, a few hundred input "
+            "samples to calibrate the int8 ranges."
+        )
+    if quantize != "int8" and representative_data is not None:
+        raise ValueError(
+            "to_tflite: representative_data is only used with quantize='int8', "
+            f"got quantize={quantize!r}."
+        )
+    spec = _input_spec(model)
+    if quantize == "int8":
+        _check_representative_data(representative_data, spec)
+
+    if isinstance(model, keras.Model):
+        # Tracing the model ourselves (instead of from_keras_model) avoids the
+        # SavedModel round trip, which prints a temporary path on stdout.
+        concrete = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
+    else:
+        concrete = model.get_concrete_function()
+    # The converter freezes the variables it can reach from this object; a
+    # Keras 3 model itself does not expose them that way (they would stay
+    # resource variables, uninitialised in the interpreter).
+    holder = tf.Module()
+    holder.captured = list(concrete.variables)
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], holder)
+    if quantize is not None:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantize == "int8":
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.representative_dataset = lambda: _representative_dataset(
+            representative_data, spec
+        )
+    # The converter saves a temporary SavedModel and logs its path at INFO
+    # level, which a notebook would show among the cell's outputs.
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
+    try:
+        return converter.convert()
+    finally:
+        logger.setLevel(level)
+
+
+def _litert():
+    """Imports LiteRT, or says how to install it."""
+    try:
+        from ai_edge_litert import interpreter, schema_py_generated
+    except ImportError as error:
+        raise ImportError(
+            "prelu_tutorial.export needs LiteRT to read and run .tflite models: "
+            "pip install ai-edge-litert"
+        ) from error
+    return interpreter, schema_py_generated
+
+
+def _check_blob(blob: Any, caller: str) -> None:
+    if not isinstance(blob, (bytes, bytearray)):
+        raise TypeError(
+            f"{caller}: blob must be the bytes that to_tflite returns, got {type(blob).__name__}."
+        )
+
+
+def tflite_ops(blob: bytes) -> list[str]:
+    """Lists the ops of a TFLite model's main graph, in execution order.
+
+    Builtin ops have their schema names (``"PRELU"``, ``"MUL"``,
+    ``"SELECT_V2"``, ...); a custom op has its custom code.
+
+    Args:
+        blob: A TFLite flatbuffer, as returned by :func:`to_tflite`.
+
+    Returns:
+        One name per op, e.g. ``["PRELU"]`` for a model that is one PReLU.
+
+    Raises:
+        TypeError: If ``blob`` is not ``bytes``.
+        ValueError: If ``blob`` is not a TFLite model.
+    """
+    _check_blob(blob, "tflite_ops")
+    _, schema = _litert()
+    if not schema.Model.ModelBufferHasIdentifier(blob, 0):
+        raise ValueError("tflite_ops: blob is not a TFLite flatbuffer (no 'TFL3' identifier).")
+    model = schema.Model.GetRootAs(blob, 0)
+    names = {code: name for name, code in vars(schema.BuiltinOperator).items() if name.isupper()}
+    graph = model.Subgraphs(0)
+    ops = []
+    for index in range(graph.OperatorsLength()):
+        opcode = model.OperatorCodes(graph.Operators(index).OpcodeIndex())
+        # Codes above 127 live in BuiltinCode; the old int8 field keeps 127 for them.
+        code = max(opcode.BuiltinCode(), opcode.DeprecatedBuiltinCode())
+        if code == schema.BuiltinOperator.CUSTOM:
+            ops.append(opcode.CustomCode().decode())
+        else:
+            ops.append(names[code])
+    return ops
+
+
+def run_tflite(blob: bytes, x: Any) -> np.ndarray:
+    """Runs a one-input, one-output TFLite model with LiteRT's interpreter.
+
+    Resizes the input to ``x``'s shape first, so a model converted with a
+    ``None`` batch axis takes any batch size. If the model's input or output
+    is integer (a model quantized with integer I/O), ``x`` is quantized and
+    the result dequantized with the model's own scale and zero point.
+
+    Args:
+        blob: A TFLite flatbuffer, as returned by :func:`to_tflite`.
+        x: The input, an array-like whose shape matches the model's input
+            (any size on an axis the model left as ``None``).
+
+    Returns:
+        The output as a float32 NumPy array.
+
+    Raises:
+        TypeError: If ``blob`` is not ``bytes``.
+        ValueError: If the model does not have exactly one input and one
+            output, or ``x``'s shape does not fit the model's input.
+    """
+    _check_blob(blob, "run_tflite")
+    interpreter_module, _ = _litert()
+    interpreter = interpreter_module.Interpreter(model_content=bytes(blob))
+    inputs = interpreter.get_input_details()
+    outputs = interpreter.get_output_details()
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise ValueError(
+            f"run_tflite: the model must have one input and one output, it has "
+            f"{len(inputs)} and {len(outputs)}."
+        )
+    (input_detail,) = inputs
+    x = np.asarray(x, dtype=np.float32)
+    expected = tuple(int(size) for size in input_detail["shape_signature"])
+    if len(expected) != x.ndim or any(
+        size not in (-1, actual) for size, actual in zip(expected, x.shape, strict=True)
+    ):
+        wanted = tuple(None if size == -1 else size for size in expected)
+        raise ValueError(
+            f"run_tflite: x of shape {x.shape} does not fit the model's input of shape {wanted}."
+        )
+    interpreter.resize_tensor_input(input_detail["index"], list(x.shape))
+    interpreter.allocate_tensors()
+    input_dtype = input_detail["dtype"]
+    if np.issubdtype(input_dtype, np.integer):
+        scale, zero_point = input_detail["quantization"]
+        info = np.iinfo(input_dtype)
+        x = np.clip(np.round(x / scale) + zero_point, info.min, info.max)
+    interpreter.set_tensor(input_detail["index"], x.astype(input_dtype))
+    interpreter.invoke()
+    (output_detail,) = interpreter.get_output_details()
+    y = interpreter.get_tensor(output_detail["index"])
+    if np.issubdtype(y.dtype, np.integer):
+        scale, zero_point = output_detail["quantization"]
+        y = (y.astype(np.float32) - zero_point) * scale
+    return y.astype(np.float32)

@@ -1,0 +1,184 @@
+"""prelu_tutorial.benchmark: the command line, its files and errors, and the kernel counts."""
+
+import csv
+import dataclasses
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+import tensorflow as tf
+
+import prelu_tutorial as pt
+from prelu_tutorial import benchmark, ops
+
+# Every candidate in every mode, forward and forward+backward; the copy only forward.
+CONFIGS_PER_SIZE = len(benchmark.CANDIDATES) * len(benchmark.MODES) * 2 - len(benchmark.MODES)
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """One `--quick` run of the command line on a tiny size, writing all three files."""
+    folder = tmp_path_factory.mktemp("benchmark")
+    paths = {kind: folder / f"results.{kind}" for kind in ("json", "csv", "png")}
+    command = [sys.executable, "-m", "prelu_tutorial.benchmark", "--quick", "--sizes", "2x4x4x8"]
+    command += ["--repeats", "1", "--no-progress"]
+    for kind, flag in [("json", "--json"), ("csv", "--csv"), ("png", "--plot")]:
+        command += [flag, str(paths[kind])]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    return run, paths
+
+
+def test_quick_cli_exits_zero_and_prints_a_table_with_every_candidate(quick_run):
+    run, _ = quick_run
+    assert run.returncode == 0, run.stderr[-3000:]
+    for candidate in benchmark.CANDIDATES:
+        assert f"\n{candidate} " in run.stdout
+    assert "forward+backward, float32[2x4x4x8] on CPU:0" in run.stdout
+
+
+def test_quick_cli_writes_json_with_one_record_per_configuration(quick_run):
+    _, paths = quick_run
+    document = json.loads(paths["json"].read_text())
+    assert document["tensorflow"] == tf.__version__
+    records = document["measurements"]
+    assert len(records) == CONFIGS_PER_SIZE
+    assert all(r["shape"] == [2, 4, 4, 8] and r["dtype"] == "float32" for r in records)
+    assert {(r["candidate"], r["mode"]) for r in records if r["passes"] == "forward"} == {
+        (c, m) for c in benchmark.CANDIDATES for m in benchmark.MODES
+    }
+    assert all(r["median_ms"] > 0 and math.isfinite(r["gb_per_s"]) for r in records)
+
+
+def test_quick_cli_writes_csv_with_the_measurement_fields(quick_run):
+    _, paths = quick_run
+    with open(paths["csv"], newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == CONFIGS_PER_SIZE
+    assert list(rows[0]) == list(benchmark.Measurement.__dataclass_fields__)
+    relu_rows = [row for row in rows if row["candidate"] == "relu"]
+    assert {float(row["ratio_to_relu"]) for row in relu_rows} == {1.0}
+    assert {row["shape"] for row in rows} == {"2x4x4x8"}
+
+
+def test_quick_cli_writes_a_png_chart(quick_run):
+    _, paths = quick_run
+    assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bandwidth_is_the_floors_bytes_over_the_median_time():
+    (forward,) = benchmark.run(
+        sizes=["4x8"],
+        candidates=["relu"],
+        modes=["eager"],
+        passes=["forward"],
+        repeats=1,
+        warmup=0,
+        progress=False,
+    )
+    # The floor moves 2 tensors forward: 2 * 32 float32 values = 256 bytes.
+    assert forward.gb_per_s == pytest.approx(256 / (forward.median_ms / 1e3) / 1e9)
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["--device", "tpu"], "'tpu'"),
+        (["--dtype", "int8"], "'int8'"),
+        (["--sizes", "big"], "'big'"),
+        (["--sizes", "0x3"], "'0x3'"),
+        (["--candidates", "relu,gelu"], "gelu"),
+        (["--modes", "graph"], "graph"),
+        (["--repeats", "0"], "repeats"),
+    ],
+)
+def test_cli_rejects_a_bad_option_with_exit_status_2_naming_it(argv, named, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark.main([*argv, "--no-progress"])
+    assert exit_info.value.code == 2
+    assert named in capsys.readouterr().err
+
+
+@pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")), reason="a GPU is present")
+def test_cli_asking_for_a_gpu_without_one_says_there_is_none(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark.main(["--device", "gpu", "--quick", "--no-progress"])
+    assert exit_info.value.code == 2
+    assert "asked for GPU:0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("size", "shape"),
+    [("large", (64, 56, 56, 64)), ("8x3", (8, 3)), ("2X4x4X8", (2, 4, 4, 8)), ((5, 7), (5, 7))],
+)
+def test_parse_size_reads_names_strings_and_sequences(size, shape):
+    assert benchmark.parse_size(size) == shape
+
+
+@pytest.mark.parametrize("size", ["huge", "8", "8x-3", "axb", (4,), (0, 3)])
+def test_parse_size_rejects_anything_else(size):
+    with pytest.raises(ValueError, match="size"):
+        benchmark.parse_size(size)
+
+
+def test_plot_rejects_a_shape_that_was_not_measured():
+    with pytest.raises(ValueError, match=r"\(1, 2\)"):
+        benchmark.plot([], shape=(1, 2))
+
+
+def test_format_table_has_one_block_per_size_and_pass():
+    small = benchmark.Measurement("relu", "eager", "forward", (2, 3), "float32", "CPU:0", 1, 1, 2)
+    measurements = [small, dataclasses.replace(small, shape=(4, 3))]
+    measurements.append(dataclasses.replace(small, passes="forward+backward"))
+    table = benchmark.format_table(measurements)
+    assert [line for line in table.splitlines() if "(ms, x relu, GB/s)" in line] == [
+        "forward, float32[2x3] on CPU:0  (ms, x relu, GB/s)",
+        "forward, float32[4x3] on CPU:0  (ms, x relu, GB/s)",
+        "forward+backward, float32[2x3] on CPU:0  (ms, x relu, GB/s)",
+    ]
+
+
+# Kernel counts, against the counts by hand: ReLU reads x and writes y (2
+# passes); its gradient reads x and the upstream gradient and writes dx (3).
+
+SHAPE = (2, 3, 3, 4)
+
+
+def step(function):
+    alpha = tf.Variable(tf.fill((1, 1, 4), 0.25))
+
+    def forward_and_gradients(x, upstream):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = function(x, alpha)
+        return y, tape.gradient(y, [x, alpha], output_gradients=upstream)
+
+    return forward_and_gradients
+
+
+def test_kernels_of_relu_are_relu_and_relu_grad():
+    x = tf.ones(SHAPE)
+    found = benchmark.kernels(step(lambda x, a: tf.nn.relu(x)), x, x)
+    assert found == [benchmark.Kernel("Relu", 2), benchmark.Kernel("ReluGrad", 3)]
+
+
+def test_kernels_count_each_op_of_the_where_form_without_xla():
+    x = tf.ones(SHAPE)
+    found = benchmark.kernels(lambda x: ops.prelu_where(x, 0.25), x)
+    # Greater reads x, writes a mask; Mul reads x, writes alpha*x; Select reads 3, writes 1.
+    assert [(k.name, k.passes) for k in found] == [("Greater", 2), ("Mul", 2), ("SelectV2", 4)]
+
+
+@pytest.mark.parametrize("name", sorted(ops.FORMULATIONS))
+def test_xla_fuses_each_forward_into_one_kernel_of_two_passes(name):
+    x = tf.ones(SHAPE)
+    found = benchmark.kernels(lambda x: ops.FORMULATIONS[name](x, 0.25), x, jit_compile=True)
+    assert [k.passes for k in found] == [2]
+
+
+def test_fused_prelu_training_step_makes_seven_passes_in_three_kernels():
+    x = tf.ones(SHAPE)
+    found = benchmark.kernels(step(pt.prelu), x, x, jit_compile=True)
+    # Forward 2, dx 3, and the alpha gradient's chunk sums read x and the upstream gradient: 2.
+    assert sorted(k.passes for k in found) == [2, 2, 3]
