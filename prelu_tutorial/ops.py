@@ -293,9 +293,10 @@ def prelu(x, alpha) -> tf.Tensor:
     ``-inf`` becomes ``alpha * -inf``, NaN stays NaN, ``-0.0`` becomes
     ``alpha * -0.0`` (for ``alpha > 0``, ``-0.0`` exactly; for ``alpha <= 0`` a
     zero result may carry the other sign than the product ``alpha * x``: the
-    price of the pattern that TFLite fuses, see below). The result has ``x``'s dtype for float16, bfloat16,
-    float32 and float64 (``alpha`` is cast to it, so a float32 variable works
-    with a float16 input under mixed precision).
+    price of the pattern that TFLite fuses, see below). The result has
+    ``x``'s dtype for float16, bfloat16, float32 and float64 (``alpha`` is
+    cast to it, so a float32 variable works with a float16 input under mixed
+    precision).
 
     Subgradient at exactly ``x = 0``: ``alpha`` in ``x`` (the left derivative,
     as in PyTorch) and ``0`` in ``alpha`` (``d/dalpha = min(0, x)``).

@@ -6,26 +6,17 @@ import sys
 import textwrap
 
 import keras
-import ml_dtypes
 import numpy as np
 import pytest
 import tensorflow as tf
+from cases import DTYPES, RTOL, SPECIALS
 
 import prelu_tutorial as pt
 from prelu_tutorial import ops
 
-DTYPES = {
-    "float16": np.float16,
-    "bfloat16": ml_dtypes.bfloat16,
-    "float32": np.float32,
-    "float64": np.float64,
-}
-# One rounding of x's dtype: alpha is rounded to it first, the reference is not.
-RTOL = {"float16": 2e-3, "bfloat16": 1.6e-2, "float32": 2e-7, "float64": 1e-15}
 # Gradients in alpha are sums: the fused kernel adds in another order (and
 # 16-bit inputs in float32), so allow a few roundings of the sum.
 GRAD_RTOL = {"float16": 1e-2, "bfloat16": 5e-2, "float32": 1e-5, "float64": 1e-12}
-SPECIALS = np.array([np.inf, -np.inf, np.nan, -0.0, 0.0, 1.0, -1.0, 3.5, -3.5])
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ import ml_dtypes
 import numpy as np
 import pytest
 import tensorflow as tf
+from cases import ATOL, DTYPES, RTOL, SPECIALS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -11,16 +12,6 @@ from hypothesis.extra import numpy as hnp
 import prelu_tutorial as pt
 from prelu_tutorial import ops
 
-DTYPES = {
-    "float16": np.float16,
-    "bfloat16": ml_dtypes.bfloat16,
-    "float32": np.float32,
-    "float64": np.float64,
-}
-# Relative tolerance per dtype: alpha is rounded to x's dtype before the
-# product, the float64 reference is not, so one rounding step may differ.
-RTOL = {"float16": 2e-3, "bfloat16": 1.6e-2, "float32": 2e-7, "float64": 1e-15}
-SPECIALS = np.array([np.inf, -np.inf, np.nan, -0.0, 0.0, 1.0, -1.0, 3.5, -3.5])
 CORRECT_FOR_EVERY_ALPHA = ["minmax", "where", "keras"]
 
 
@@ -28,7 +19,9 @@ def assert_matches_reference(actual, x, alpha, dtype_name):
     """Values equal the reference (NaN where it is NaN), within one rounding."""
     expected = ops.prelu_numpy(x, alpha).astype(np.float64)
     actual = np.asarray(actual).astype(np.float64)
-    np.testing.assert_allclose(actual, expected, rtol=RTOL[dtype_name], atol=0, equal_nan=True)
+    np.testing.assert_allclose(
+        actual, expected, rtol=RTOL[dtype_name], atol=ATOL[dtype_name], equal_nan=True
+    )
 
 
 finite_arrays = st.sampled_from(sorted(DTYPES)).flatmap(

@@ -97,18 +97,29 @@ def _rounded_background(fig: plt.Figure, rounding: float) -> None:
     )
 
 
+def _canvas(
+    figsize: tuple[float, float],
+    rounding: float,
+    curve_box: tuple[float, float, float, float],
+    linewidth: float,
+) -> plt.Figure:
+    """A transparent figure with the rounded background and the curve in ``curve_box``."""
+    fig = plt.figure(figsize=figsize, dpi=100)
+    fig.patch.set_alpha(0.0)
+    _rounded_background(fig, rounding=rounding)
+    ax = fig.add_axes(curve_box)
+    ax.patch.set_alpha(0.0)
+    _draw_curve(ax, linewidth=linewidth)
+    return fig
+
+
 def draw_logo(path: Path) -> None:
     """Writes a 600x200 px logo: the PReLU curve beside the book's name.
 
     Wide rather than square, so it sits in the sidebar without pushing the
     table of contents down.
     """
-    fig = plt.figure(figsize=(6, 2), dpi=100)
-    fig.patch.set_alpha(0.0)
-    _rounded_background(fig, rounding=0.08)
-    ax = fig.add_axes((0.03, 0.1, 0.27, 0.8))
-    ax.patch.set_alpha(0.0)
-    _draw_curve(ax, linewidth=7)
+    fig = _canvas(figsize=(6, 2), rounding=0.08, curve_box=(0.03, 0.1, 0.27, 0.8), linewidth=7)
     fig.text(
         0.33,
         0.62,
@@ -135,12 +146,9 @@ def draw_logo(path: Path) -> None:
 
 def draw_favicon(path: Path) -> None:
     """Writes a 64x64 px favicon: the curve alone, with strokes thick enough for a tab."""
-    fig = plt.figure(figsize=(0.64, 0.64), dpi=100)
-    fig.patch.set_alpha(0.0)
-    _rounded_background(fig, rounding=0.12)
-    ax = fig.add_axes((0.08, 0.1, 0.84, 0.84))
-    ax.patch.set_alpha(0.0)
-    _draw_curve(ax, linewidth=4)
+    fig = _canvas(
+        figsize=(0.64, 0.64), rounding=0.12, curve_box=(0.08, 0.1, 0.84, 0.84), linewidth=4
+    )
     fig.savefig(path, dpi=100, metadata=PNG_METADATA)
     plt.close(fig)
 
