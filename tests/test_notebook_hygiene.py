@@ -194,24 +194,19 @@ def _read(path: Path):
 chapters = pytest.mark.parametrize("path", CHAPTERS, ids=[path.stem for path in CHAPTERS])
 
 
-@chapters
-def test_chapter_ran_every_cell_once_in_order(path):
-    assert execution_problems(_read(path)) == []
+# Each check reads the notebook and returns its problems; a clean chapter has none.
+NOTEBOOK_CHECKS = {
+    "ran every cell once in order": execution_problems,
+    "stores errors only where it means to": error_problems,
+    "outputs show no machine paths": machine_path_problems,
+    "has no volatile metadata": metadata_problems,
+}
 
 
 @chapters
-def test_chapter_stores_errors_only_where_it_means_to(path):
-    assert error_problems(_read(path)) == []
-
-
-@chapters
-def test_chapter_outputs_show_no_machine_paths(path):
-    assert machine_path_problems(_read(path)) == []
-
-
-@chapters
-def test_chapter_has_no_volatile_metadata(path):
-    assert metadata_problems(_read(path)) == []
+@pytest.mark.parametrize("check", NOTEBOOK_CHECKS.values(), ids=NOTEBOOK_CHECKS.keys())
+def test_chapter_passes_notebook_check(path, check):
+    assert check(_read(path)) == []
 
 
 @chapters

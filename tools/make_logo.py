@@ -120,26 +120,20 @@ def draw_logo(path: Path) -> None:
     table of contents down.
     """
     fig = _canvas(figsize=(6, 2), rounding=0.08, curve_box=(0.03, 0.1, 0.27, 0.8), linewidth=7)
-    fig.text(
-        0.33,
-        0.62,
-        "PReLU",
-        ha="left",
-        va="center",
-        color=TEXT,
-        fontsize=46,
-        fontproperties=_bundled_font("Bold"),
-    )
-    fig.text(
-        0.335,
-        0.27,
-        "in TensorFlow",
-        ha="left",
-        va="center",
-        color=TEXT,
-        fontsize=25,
-        fontproperties=_bundled_font(""),
-    )
+    for x, y, text, size, weight in (
+        (0.33, 0.62, "PReLU", 46, "Bold"),
+        (0.335, 0.27, "in TensorFlow", 25, ""),
+    ):
+        fig.text(
+            x,
+            y,
+            text,
+            ha="left",
+            va="center",
+            color=TEXT,
+            fontsize=size,
+            fontproperties=_bundled_font(weight),
+        )
     fig.savefig(path, dpi=100, metadata=PNG_METADATA)
     plt.close(fig)
 
