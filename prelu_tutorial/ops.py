@@ -174,6 +174,15 @@ def prelu_numpy(x, alpha) -> np.ndarray:
 
 def _validate(x, alpha) -> tuple[tf.Tensor, tf.Tensor]:
     """Checks and converts the arguments of :func:`prelu`."""
+    for name, value in (("x", x), ("alpha", alpha)):
+        if isinstance(value, (tf.RaggedTensor, tf.SparseTensor)):
+            raise TypeError(
+                f"prelu: {name} must be a dense tensor, got a {type(value).__name__}. "
+                "Apply prelu to its values, e.g. tf.ragged.map_flat_values(pt.prelu, x, alpha) "
+                "with a scalar alpha."
+            )
+    if isinstance(alpha, bool):
+        raise TypeError(f"prelu: alpha must be a real number, got the bool {alpha}.")
     if not tf.is_tensor(x):
         x = tf.convert_to_tensor(x)
     if x.dtype not in _FLOAT_DTYPES:
@@ -193,10 +202,14 @@ def _validate(x, alpha) -> tuple[tf.Tensor, tf.Tensor]:
         combined = tf.broadcast_static_shape(x.shape, alpha_shape)
     except ValueError:
         combined = None
-    if combined is None or not combined.is_compatible_with(x.shape) or (
-        alpha_shape.rank is not None
-        and x.shape.rank is not None
-        and alpha_shape.rank > x.shape.rank
+    if (
+        combined is None
+        or not combined.is_compatible_with(x.shape)
+        or (
+            alpha_shape.rank is not None
+            and x.shape.rank is not None
+            and alpha_shape.rank > x.shape.rank
+        )
     ):
         raise ValueError(
             f"prelu: alpha of shape {alpha_shape} does not broadcast to x of shape "
@@ -273,9 +286,7 @@ def _fused_backward(
 @tf.custom_gradient
 def _fused_prelu(x: tf.Tensor, alpha: tf.Tensor):
     """PReLU with the fused forward pass and gradient; needs alpha's static shape."""
-    shared = (True,) * (x.shape.rank - alpha.shape.rank) + tuple(
-        size == 1 for size in alpha.shape
-    )
+    shared = (True,) * (x.shape.rank - alpha.shape.rank) + tuple(size == 1 for size in alpha.shape)
 
     def gradient(upstream: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         return _fused_backward(x, alpha, upstream, shared)
@@ -322,8 +333,8 @@ def prelu(x, alpha) -> tf.Tensor:
         A tensor with ``x``'s dtype and shape.
 
     Raises:
-        TypeError: If ``x`` is not float16/bfloat16/float32/float64, or
-            ``alpha`` is not real.
+        TypeError: If ``x`` is not float16/bfloat16/float32/float64, ``alpha``
+            is not real (a bool included), or either is ragged or sparse.
         ValueError: If ``alpha``'s shape does not broadcast to ``x``'s shape.
     """
     x, alpha = _validate(x, alpha)

@@ -148,6 +148,34 @@ def test_prelu_rejects_complex_alpha_naming_the_dtype():
         pt.prelu(tf.zeros([2]), tf.constant([1 + 1j, 0j], tf.complex64))
 
 
+@pytest.mark.parametrize("alpha", [True, tf.constant([True, False])], ids=["python", "tensor"])
+def test_prelu_rejects_a_bool_alpha(alpha):
+    with pytest.raises(TypeError, match="bool"):
+        pt.prelu(tf.zeros([2]), alpha)
+
+
+@pytest.mark.parametrize(
+    "x",
+    [tf.ragged.constant([[-1.0], [2.0, -3.0]]), tf.sparse.from_dense([[-1.0, 0.0]])],
+    ids=["ragged", "sparse"],
+)
+def test_prelu_rejects_ragged_and_sparse_x_naming_the_type(x):
+    with pytest.raises(TypeError, match=type(x).__name__):
+        pt.prelu(x, 0.5)
+
+
+def test_prelu_gradient_of_gradient_in_alpha_counts_the_non_positive_inputs():
+    x = tf.constant([[-2.0, 3.0, -1.0, 0.0]])
+    alpha = tf.Variable([0.25, 0.5, 0.75, 1.0])
+    with tf.GradientTape() as outer:
+        with tf.GradientTape() as inner:
+            inner.watch(x)
+            y = pt.prelu(x, alpha)
+        dx = inner.gradient(y, x)
+    # d/dalpha of dx = where(x > 0, 1, alpha) is 1 where x <= 0.
+    np.testing.assert_array_equal(outer.gradient(dx, alpha).numpy(), (x.numpy() <= 0)[0])
+
+
 @pytest.mark.parametrize(
     ("x_shape", "alpha_shape"),
     [((2, 4), (3,)), ((2, 4), (2, 2)), ((4,), (2, 4)), ((1, 4), (5, 1, 4))],
