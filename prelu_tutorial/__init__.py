@@ -5,7 +5,9 @@ the submodules ``pt.ops``, ``pt.layers``, ``pt.compat_v1``, ``pt.benchmark``,
 ``pt.devices``, ``pt.export``, ``pt.plotting`` and ``pt.data``.
 """
 
-from prelu_tutorial import benchmark, compat_v1, data, devices, export, layers, ops, plotting
+import importlib
+
+from prelu_tutorial import compat_v1, data, devices, export, layers, ops, plotting
 from prelu_tutorial.layers import PReLU
 from prelu_tutorial.ops import prelu
 
@@ -22,3 +24,11 @@ __all__ = [
     "prelu",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # Loaded on first use, so that `python -m prelu_tutorial.benchmark` does not
+    # find the module already imported by the package (runpy warns about that).
+    if name == "benchmark":
+        return importlib.import_module("prelu_tutorial.benchmark")
+    raise AttributeError(f"module 'prelu_tutorial' has no attribute {name!r}")
