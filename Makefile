@@ -1,5 +1,5 @@
 # The two commands of the README: `make book` builds the book, `make test` runs the tests.
-# Each creates .venv from requirements.txt on first use (Python 3.10+ as python3).
+# Each creates .venv from requirements.txt on first use (Python 3.11+ as python3, or PYTHON=...).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,6 +7,9 @@ BIN := $(VENV)/bin
 .PHONY: book test lint notebooks format-notebooks logo mathjax clean
 
 $(BIN)/.installed: requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else \
+	  "The pinned book environment (Keras 3.15, NumPy 2.4) needs Python 3.11+; " \
+	  "set PYTHON=python3.11 (the package itself installs on 3.10 with pip install .)")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
