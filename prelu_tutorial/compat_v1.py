@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from prelu_tutorial import ops
+
 __all__ = [
     "ANSWERS",
     "answer1_parametric_relu",
@@ -28,6 +30,18 @@ __all__ = [
 ]
 
 v1 = tf.compat.v1
+
+
+def _abs_form_with_float32_alpha(x: tf.Tensor, name: str, initial_alpha: float) -> tf.Tensor:
+    """Answers 1 and 6: a float32 variable ``name`` and ``relu(x) + alpha * (x - |x|) / 2``.
+
+    Written out rather than through :func:`prelu_tutorial.ops.prelu_abs`, which
+    casts alpha to ``x``'s dtype and so would hide the answers' float32 defect.
+    """
+    alpha = v1.get_variable(
+        name, x.shape[-1], initializer=v1.constant_initializer(initial_alpha), dtype=tf.float32
+    )
+    return tf.nn.relu(x) + alpha * (x - tf.abs(x)) * 0.5
 
 
 def answer1_parametric_relu(x: tf.Tensor) -> tf.Tensor:
@@ -47,10 +61,7 @@ def answer1_parametric_relu(x: tf.Tensor) -> tf.Tensor:
     Returns:
         The activation, a graph tensor.
     """
-    alpha = v1.get_variable(
-        "alpha", x.shape[-1], initializer=v1.constant_initializer(0.0), dtype=tf.float32
-    )
-    return tf.nn.relu(x) + alpha * (x - tf.abs(x)) * 0.5
+    return _abs_form_with_float32_alpha(x, "alpha", initial_alpha=0.0)
 
 
 def answer2_prelu(x: tf.Tensor, scope: str | None = None) -> tf.Tensor:
@@ -77,6 +88,7 @@ def answer2_prelu(x: tf.Tensor, scope: str | None = None) -> tf.Tensor:
         alpha = v1.get_variable(
             "prelu", shape=x.shape[-1], dtype=x.dtype, initializer=v1.constant_initializer(0.1)
         )
+        # The Python 0.0 literals are the answer's defect, so not ops.prelu_minmax.
         return tf.maximum(0.0, x) + alpha * tf.minimum(0.0, x)
 
 
@@ -104,7 +116,7 @@ def answer3_prelu(x: tf.Tensor, name: str | None = None) -> tf.Tensor:
     alpha = v1.get_variable(
         name or "alpha", shape=x.shape, initializer=v1.constant_initializer(0.0), dtype=x.dtype
     )
-    return tf.maximum(alpha * x, x)
+    return ops.prelu_maximum(x, alpha)
 
 
 def answer6_prelu(x: tf.Tensor, name: str) -> tf.Tensor:
@@ -121,14 +133,7 @@ def answer6_prelu(x: tf.Tensor, name: str) -> tf.Tensor:
     Returns:
         The activation, a graph tensor.
     """
-    alpha = v1.get_variable(
-        name,
-        x.shape[-1],
-        initializer=v1.constant_initializer(0.1),
-        dtype=tf.float32,
-        trainable=True,
-    )
-    return tf.nn.relu(x) + alpha * (x - tf.abs(x)) * 0.5
+    return _abs_form_with_float32_alpha(x, name, initial_alpha=0.1)
 
 
 ANSWERS: dict[str, Callable[..., tf.Tensor]] = {
