@@ -27,6 +27,7 @@ __all__ = [
     "prelu_maximum",
     "prelu_minmax",
     "prelu_numpy",
+    "prelu_relu_difference",
     "prelu_where",
 ]
 
@@ -121,13 +122,32 @@ def prelu_where(x, alpha) -> tf.Tensor:
 
 
 def prelu_keras(x, alpha) -> tf.Tensor:
-    """PReLU as ``relu(x) - alpha * relu(-x)`` (what ``keras.layers.PReLU`` computes).
+    """PReLU as ``relu(x) + (-alpha) * relu(-x)``, what ``keras.layers.PReLU`` evaluates.
 
-    Correct for every ``alpha``, ``+-inf`` and NaN. Keras writes it as
-    ``relu(x) + (-alpha) * relu(-x)``, the sum the TFLite converter fuses into
-    one ``PRELU`` op; this subtraction, the same values, converts to five ops
-    (chapter 8 shows both). Subgradient at ``x = 0``:
-    ``0`` in ``x`` (TF takes ``relu'(0) = 0`` for both terms), ``0`` in ``alpha``.
+    Correct for every ``alpha``, ``+-inf`` and NaN. This sum, with the slope
+    negated first, is the pattern the TFLite converter fuses into one ``PRELU``
+    op (chapter 8); ``prelu_relu_difference`` writes the same values as a
+    subtraction, which does not fuse. Subgradient at ``x = 0``: ``0`` in ``x``
+    (TF takes ``relu'(0) = 0`` for both terms), ``0`` in ``alpha``.
+
+    Args:
+        x: Floating tensor.
+        alpha: Slope for ``x <= 0``; broadcasts to ``x``.
+
+    Returns:
+        A tensor of ``x``'s dtype and shape.
+    """
+    x, alpha = _as_pair(x, alpha)
+    return tf.nn.relu(x) + (-alpha) * tf.nn.relu(-x)
+
+
+def prelu_relu_difference(x, alpha) -> tf.Tensor:
+    """PReLU as ``relu(x) - alpha * relu(-x)``: Keras' formula with a subtraction.
+
+    The same values as ``prelu_keras`` (and correct for every ``alpha``,
+    ``+-inf`` and NaN), but the TFLite converter does not recognise the
+    subtraction and emits five ops where the sum gives one ``PRELU``
+    (chapter 8). Subgradient at ``x = 0``: ``0`` in ``x``, ``0`` in ``alpha``.
 
     Args:
         x: Floating tensor.
@@ -146,6 +166,7 @@ FORMULATIONS: dict[str, Callable[..., tf.Tensor]] = {
     "maximum": prelu_maximum,
     "where": prelu_where,
     "keras": prelu_keras,
+    "relu_difference": prelu_relu_difference,
 }
 """Each Stack Overflow / library formulation by short name."""
 

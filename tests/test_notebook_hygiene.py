@@ -2,7 +2,7 @@
 
 A chapter must have run top to bottom in one fresh kernel (execution counts
 1..n, no cell left unexecuted), store no error except in a cell written to show
-one (``# NBVAL_RAISES_EXCEPTION``), hold no path of the machine it ran on in
+one (tagged ``raises-exception``), hold no path of the machine it ran on in
 its outputs, and carry no volatile metadata; its file must be exactly what
 ``make format-notebooks`` writes, so diffs show only what changed. Its Setup
 cell must install the release that pyproject.toml declares, and its launch
@@ -35,7 +35,6 @@ PACKAGE_SPEC = (
     f"{PYPROJECT['project']['name']} @ git+{REPOSITORY}@v{PYPROJECT['project']['version']}"
 )
 BRANCH = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))["repository"]["branch"]
-RAISES_MARKER = "NBVAL_RAISES_EXCEPTION"
 # Home folders, scratch folders, our work tree, installed packages: none belongs in a book.
 MACHINE_PATH = re.compile(
     r"(?<![\w.])/(?:root|home|tmp|work|Users|var/folders)/"
@@ -79,10 +78,10 @@ def execution_problems(notebook) -> list[str]:
 def error_problems(notebook) -> list[str]:
     """Finds stored errors in cells that are not marked as raising on purpose."""
     return [
-        f"cell {index} stores {output.ename}: {output.evalue} without {RAISES_MARKER}"
+        f"cell {index} stores {output.ename}: {output.evalue} without the raises-exception tag"
         for index, cell in _code_cells(notebook)
         for output in cell.outputs
-        if output.output_type == "error" and RAISES_MARKER not in cell.source
+        if output.output_type == "error" and not notebook_tool.raises_on_purpose(cell)
     ]
 
 
@@ -262,8 +261,9 @@ def _clean_notebook(book: Path) -> Path:
                 outputs=[nbformat.v4.new_output("stream", name="stdout", text="-0.5\n")],
             ),
             nbformat.v4.new_code_cell(
-                f"# {RAISES_MARKER}\nraise ValueError('alpha')",
+                "raise ValueError('alpha')",
                 execution_count=3,
+                metadata={"tags": ["raises-exception"]},
                 outputs=[
                     nbformat.v4.new_output(
                         "error", ename="ValueError", evalue="alpha", traceback=["ValueError: alpha"]

@@ -1,5 +1,6 @@
 """prelu_tutorial.ops: every formulation against the NumPy reference, on every edge."""
 
+import keras
 import ml_dtypes
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from hypothesis.extra import numpy as hnp
 import prelu_tutorial as pt
 from prelu_tutorial import ops
 
-CORRECT_FOR_EVERY_ALPHA = ["minmax", "where", "keras"]
+CORRECT_FOR_EVERY_ALPHA = ["minmax", "where", "keras", "relu_difference"]
 
 
 def assert_matches_reference(actual, x, alpha, dtype_name):
@@ -104,8 +105,34 @@ def test_maximum_form_is_wrong_on_both_sides_for_alpha_above_one(alpha):
     assert not np.isclose(actual, ops.prelu_numpy(x, alpha)).any()
 
 
-def test_formulations_registry_has_exactly_the_five_answers():
-    assert set(ops.FORMULATIONS) == {"abs", "minmax", "maximum", "where", "keras"}
+def test_formulations_registry_has_the_five_answers_and_the_subtraction_form():
+    assert set(ops.FORMULATIONS) == {
+        "abs",
+        "minmax",
+        "maximum",
+        "where",
+        "keras",
+        "relu_difference",
+    }
+
+
+def _graph_op_types(function, x) -> list[str]:
+    graph = tf.function(function).get_concrete_function(x).graph
+    return sorted(op.type for op in graph.get_operations())
+
+
+def test_keras_form_traces_to_the_ops_keras_layer_prelu_runs():
+    x = tf.TensorSpec([2, 3], tf.float32)
+    layer = keras.layers.PReLU(alpha_initializer=keras.initializers.Constant(0.25))
+    layer.build((2, 3))
+    alpha = tf.constant(np.full((3,), 0.25, np.float32))
+    kinds = {"AddV2", "Mul", "Neg", "Relu", "Sub"}
+    keras_ops = [t for t in _graph_op_types(layer, x) if t in kinds]
+    ours = [t for t in _graph_op_types(lambda x: ops.prelu_keras(x, alpha), x) if t in kinds]
+    assert ours == keras_ops
+    assert "Sub" not in ours
+    difference = _graph_op_types(lambda x: ops.prelu_relu_difference(x, alpha), x)
+    assert "Sub" in difference
 
 
 @pytest.mark.parametrize("dtype_name", sorted(DTYPES))
@@ -240,6 +267,7 @@ SUBGRADIENT_AT_ZERO = {
     "maximum": 0.25,
     "where": 0.25,
     "keras": 0.0,
+    "relu_difference": 0.0,
     "prelu": 0.25,
 }
 

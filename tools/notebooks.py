@@ -24,13 +24,42 @@ KEPT_CELL_METADATA = ("tags",)
 # A traceback frame line ("File /path/to/module.py:12, in f"), maybe behind colour codes.
 FILE_FRAME = re.compile(r"^(?:\x1b\[[0-9;]*m)*File ")
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+# nbval's and nbclient's tag for a cell that shows an error on purpose.
+RAISES_TAGS = {"raises-exception", "nbval-raises-exception"}
+
+
+def raises_on_purpose(cell: nbformat.NotebookNode) -> bool:
+    """Tells whether a code cell is tagged to show an error."""
+    return bool(RAISES_TAGS & set(cell.metadata.get("tags", [])))
+
+
+def merge_streams(outputs: list) -> list:
+    """Joins adjacent stream outputs of the same name into one.
+
+    A cell that prints in several calls stores several stream outputs, and
+    the book would show each in its own box; one printed result is one box.
+    """
+    merged = []
+    for output in outputs:
+        previous = merged[-1] if merged else None
+        if (
+            previous is not None
+            and output.output_type == "stream"
+            and previous.output_type == "stream"
+            and previous.name == output.name
+        ):
+            previous.text = previous.text + output.text
+        else:
+            merged.append(output)
+    return merged
 
 
 def normalize(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """Drops what changes from run to run but says nothing about the chapter.
 
     Removes stderr streams (TensorFlow's log lines: timestamps and local
-    paths; nbval skips them too), the file frames of stored tracebacks (they
+    paths; nbval skips them too), joins adjacent stdout streams into one
+    output (one box on the page), the file frames of stored tracebacks (they
     name paths of this machine; nbval does not compare tracebacks), execution
     timings, widget state and the interpreter's exact version, and gives every
     cell a stable id.
@@ -44,11 +73,13 @@ def normalize(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
         )
         cell.id = f"cell-{index:03d}"
         if cell.cell_type == "code":
-            cell.outputs = [
-                output
-                for output in cell.outputs
-                if not (output.output_type == "stream" and output.name == "stderr")
-            ]
+            cell.outputs = merge_streams(
+                [
+                    output
+                    for output in cell.outputs
+                    if not (output.output_type == "stream" and output.name == "stderr")
+                ]
+            )
             for output in cell.outputs:
                 if output.output_type == "error":
                     output.traceback = [
@@ -74,7 +105,7 @@ def execute(path: Path, timeout: int) -> None:
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
-    # Errors are kept so that NBVAL_RAISES_EXCEPTION cells store theirs; any
+    # Errors are kept so that cells tagged raises-exception store theirs; any
     # other error stops the run below.
     NotebookClient(
         notebook,
@@ -87,7 +118,7 @@ def execute(path: Path, timeout: int) -> None:
         if cell.cell_type != "code":
             continue
         errors = [o for o in cell.outputs if o.output_type == "error"]
-        if errors and "NBVAL_RAISES_EXCEPTION" not in cell.source:
+        if errors and not raises_on_purpose(cell):
             raise SystemExit(f"{path}: a cell raised {errors[0].ename}: {errors[0].evalue}")
     write(normalize(notebook), path)
 
