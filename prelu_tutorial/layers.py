@@ -6,10 +6,32 @@ from collections.abc import Iterable
 from typing import Any
 
 import keras
+import numpy as np
 
 from prelu_tutorial import ops
 
 __all__ = ["PReLU"]
+
+
+def _normalized_axes(shared_axes: Any) -> tuple[int, ...] | None:
+    """``shared_axes`` as a tuple of Python ints (NumPy integers accepted), or ``None``."""
+    if shared_axes is None:
+        return None
+    if isinstance(shared_axes, (int, np.integer)) and not isinstance(shared_axes, bool):
+        return (int(shared_axes),)
+    if isinstance(shared_axes, (str, bytes)) or not isinstance(shared_axes, Iterable):
+        raise ValueError(
+            "PReLU: shared_axes must be None, an integer or a sequence of integers, "
+            f"got shared_axes={shared_axes!r}."
+        )
+    axes = list(shared_axes)
+    for axis in axes:
+        if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
+            raise ValueError(
+                f"PReLU: shared_axes must hold integers, got {axis!r} "
+                f"in shared_axes={shared_axes!r}."
+            )
+    return tuple(int(axis) for axis in axes)
 
 
 @keras.saving.register_keras_serializable(package="prelu_tutorial")
@@ -37,7 +59,7 @@ class PReLU(keras.layers.Layer):
         alpha_constraint: Constraint for alpha (an instance or an identifier
             such as ``"non_neg"`` or ``"MaxNorm"``).
         shared_axes: Axes along which alpha is shared, counting the batch as
-            axis 0; an int, a sequence of ints, or ``None``. Negative axes
+            axis 0; an int, a sequence of ints (NumPy integers too), or ``None``. Negative axes
             count from the end (``-1`` is the last axis). ``None`` shares every
             axis but the channel axis; ``()`` shares none (one alpha per
             element, Keras' default).
@@ -46,10 +68,12 @@ class PReLU(keras.layers.Layer):
         **kwargs: Base layer arguments (``name``, ``dtype``, ...).
 
     Raises:
-        ValueError: If ``data_format`` is unknown or ``shared_axes`` holds a
-            non-integer (here), or if a shared axis is the batch axis or out of
-            range for the input, or an axis that keeps its own alphas has an
-            unknown size (at build time).
+        ValueError: If ``data_format`` is unknown or ``shared_axes`` is not
+            ``None``, an integer or a sequence of integers (here); if a shared
+            axis is the batch axis or out of range for the input, or an axis
+            that keeps its own alphas has an unknown size (at build time); or
+            if a later input has another rank or another size on an axis that
+            keeps its own alphas (when called).
     """
 
     def __init__(
@@ -74,17 +98,7 @@ class PReLU(keras.layers.Layer):
                 f"got {data_format!r}."
             )
         self.data_format = data_format
-        if shared_axes is None:
-            self.shared_axes = None
-        else:
-            axes = [shared_axes] if isinstance(shared_axes, int) else list(shared_axes)
-            for axis in axes:
-                if isinstance(axis, bool) or not isinstance(axis, int):
-                    raise ValueError(
-                        f"PReLU: shared_axes must hold integers, got {axis!r} "
-                        f"in shared_axes={shared_axes!r}."
-                    )
-            self.shared_axes = tuple(axes)
+        self.shared_axes = _normalized_axes(shared_axes)
 
     def _alpha_shape(self, input_shape: tuple) -> tuple[int, ...]:
         """The shape of alpha for an input shape (batch axis included)."""
@@ -120,13 +134,28 @@ class PReLU(keras.layers.Layer):
         return tuple(shape)
 
     def build(self, input_shape: tuple) -> None:
+        input_shape = tuple(input_shape)
+        alpha_shape = self._alpha_shape(input_shape)
+        # Not autocast: under mixed precision ops.prelu gets the float32
+        # variable itself and returns its gradient summed and kept in float32
+        # (Keras' autocast would cast it to float16 first, and the gradient
+        # would come back through that cast, already summed in float16).
         self.alpha = self.add_weight(
-            shape=self._alpha_shape(tuple(input_shape)),
+            shape=alpha_shape,
             name="alpha",
             initializer=self.alpha_initializer,
             regularizer=self.alpha_regularizer,
             constraint=self.alpha_constraint,
+            autocast=False,
         )
+        # An input of another rank, or another size on an axis with its own
+        # alphas, would broadcast against alpha instead of failing.
+        kept = {
+            axis: size
+            for axis, size in enumerate(input_shape[1:], start=1)
+            if alpha_shape[axis - 1] != 1
+        }
+        self.input_spec = keras.InputSpec(ndim=len(input_shape), axes=kept)
 
     def call(self, inputs):
         return ops.prelu(inputs, self.alpha)

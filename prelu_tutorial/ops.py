@@ -14,6 +14,7 @@ purpose so the book can show what each one does.
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Callable
 
 import numpy as np
@@ -194,7 +195,12 @@ def prelu_numpy(x, alpha) -> np.ndarray:
 
 
 def _validate(x, alpha) -> tuple[tf.Tensor, tf.Tensor]:
-    """Checks and converts the arguments of :func:`prelu`."""
+    """Checks and converts the arguments of :func:`prelu`.
+
+    Returns ``x`` as a floating tensor and ``alpha`` as a tensor that keeps
+    its own floating dtype (its gradient is returned in that dtype); an
+    integer ``alpha`` is cast to ``x``'s dtype (it gets no gradient).
+    """
     for name, value in (("x", x), ("alpha", alpha)):
         if isinstance(value, (tf.RaggedTensor, tf.SparseTensor)):
             raise TypeError(
@@ -202,8 +208,8 @@ def _validate(x, alpha) -> tuple[tf.Tensor, tf.Tensor]:
                 "Apply prelu to its values, e.g. tf.ragged.map_flat_values(pt.prelu, x, alpha) "
                 "with a scalar alpha."
             )
-    if isinstance(alpha, bool):
-        raise TypeError(f"prelu: alpha must be a real number, got the bool {alpha}.")
+    if alpha is None:
+        raise TypeError("prelu: alpha must be a real number or tensor, got None.")
     if not tf.is_tensor(x):
         x = tf.convert_to_tensor(x)
     if x.dtype not in _FLOAT_DTYPES:
@@ -212,6 +218,13 @@ def _validate(x, alpha) -> tuple[tf.Tensor, tf.Tensor]:
             f"{x.dtype.name}. Cast it first, e.g. tf.cast(x, tf.float32)."
         )
     if not tf.is_tensor(alpha) and not isinstance(alpha, tf.Variable):
+        # NumPy bools (np.bool_ and bool arrays) would convert silently to 1.0 and 0.0.
+        numpy_dtype = np.asarray(alpha).dtype
+        if numpy_dtype.kind not in "iuf":
+            raise TypeError(
+                f"prelu: alpha must be a real number or tensor, got {alpha!r} "
+                f"of dtype {numpy_dtype.name}."
+            )
         alpha = tf.convert_to_tensor(alpha, dtype_hint=x.dtype)
     alpha_dtype = tf.as_dtype(alpha.dtype)
     if not (alpha_dtype.is_floating or alpha_dtype.is_integer):
@@ -238,7 +251,73 @@ def _validate(x, alpha) -> tuple[tf.Tensor, tf.Tensor]:
             f"(shape [{x.shape[-1] if x.shape.rank else ''}]) "
             "or a shape with 1 on the shared axes."
         )
-    return x, tf.cast(alpha, x.dtype)
+    # A tensor, not a variable: the gradient then reaches a variable through
+    # the read, as for any op.
+    alpha = tf.convert_to_tensor(alpha)
+    if not alpha.dtype.is_floating:
+        alpha = tf.cast(alpha, x.dtype)
+    return x, alpha
+
+
+def _wide_dtype(x_dtype: tf.DType, alpha_dtype: tf.DType) -> tf.DType:
+    """The dtype that sums the alpha gradient: float32, or float64 if either is."""
+    return tf.float64 if tf.float64 in (x_dtype, alpha_dtype) else tf.float32
+
+
+def _sizes_are_certain(x: tf.Tensor, alpha: tf.Tensor) -> bool:
+    """Whether the static shapes prove that broadcasting keeps ``x``'s shape.
+
+    Broadcasting could widen ``x`` only on an axis whose size is unknown at
+    trace time (``None`` in an ``input_signature``) where ``alpha`` is not 1.
+    """
+    if x.shape.rank is None or alpha.shape.rank is None:
+        return False
+    aligned = zip(reversed(x.shape.as_list()), reversed(alpha.shape.as_list()), strict=False)
+    return all(x_size is not None or alpha_size == 1 for x_size, alpha_size in aligned)
+
+
+def _with_shape_of(y: tf.Tensor, x: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
+    """``y`` reshaped to ``x``'s run-time shape, or a run-time error if it is larger.
+
+    Broadcasting only grows axes of size 1 and prepends axes, so ``y`` has
+    ``x``'s size exactly when ``alpha`` fits ``x``; the reshape then changes
+    nothing (or drops leading axes of size 1). The assert gives the message;
+    under XLA, which drops asserts, the reshape itself fails to compile.
+    """
+    check = tf.debugging.assert_equal(
+        tf.size(y, out_type=tf.int64),
+        tf.size(x, out_type=tf.int64),
+        message=(
+            f"prelu: alpha of shape {alpha.shape} does not broadcast to the run-time "
+            f"shape of x (static shape {x.shape}); the result would be larger than x"
+        ),
+    )
+    with tf.control_dependencies([check]):
+        return tf.reshape(y, tf.shape(x))
+
+
+def _prelu_unfused(x: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
+    """:func:`prelu_where` with the product in float32 or wider, on a view of low rank.
+
+    The path for shapes the fused kernel does not take (unknown rank, alpha
+    of unknown size, shapes seen rarely). Autodiff sums the alpha gradient in
+    the product's dtype, so 16-bit inputs do not overflow it; it has no custom
+    gradient, so every transformation (vectorized_map, jacobian) keeps it.
+    Folding the axes that only ``x`` has into one (rank at most
+    ``rank(alpha) + 1``) keeps TensorFlow's
+    broadcasting kernels (rank 8 at most) working for any rank of ``x``.
+    """
+    wide = _wide_dtype(x.dtype, alpha.dtype)
+    view = x
+    if alpha.shape.rank is not None and (x.shape.rank is None or x.shape.rank > alpha.shape.rank):
+        shape = tf.shape(x)
+        lead = tf.maximum(tf.size(shape) - alpha.shape.rank, 0)
+        view = tf.reshape(x, tf.concat([[tf.reduce_prod(shape[:lead])], shape[lead:]], 0))
+    negative = tf.cast(tf.cast(alpha, wide) * tf.cast(view, wide), x.dtype)
+    y = tf.where(view > 0, view, negative)
+    if view is x and _sizes_are_certain(x, alpha):
+        return y
+    return _with_shape_of(y, x, alpha)
 
 
 # The fused kernel behind prelu ------------------------------------------------
@@ -246,20 +325,75 @@ def _validate(x, alpha) -> tuple[tf.Tensor, tf.Tensor]:
 _FOLD = 8
 """How many equal chunks the backward pass adds elementwise before it reduces."""
 
+_TFLITE_MAX_RANK = 4
+"""The largest rank the builtin TFLite ``PRELU`` op takes."""
+
+
+def _merged_view(
+    x: tf.Tensor, alpha: tf.Tensor, shared: tuple[bool, ...]
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """``x`` and ``alpha`` with runs of adjacent shared (or kept) axes merged.
+
+    Values and broadcasting stay the same; only the rank drops, so the TFLite
+    converter can still emit its ``PRELU`` op (rank <= 4) for Conv3D features.
+    """
+    runs: list[list[int]] = []
+    for axis, is_shared in enumerate(shared):
+        if runs and shared[runs[-1][0]] == is_shared:
+            runs[-1].append(axis)
+        else:
+            runs.append([axis])
+    shape = tf.shape(x)
+    static = x.shape.as_list()
+    x_shape = []
+    for run in runs:
+        sizes = [static[axis] for axis in run]
+        if None in sizes:
+            x_shape.append(tf.reduce_prod(tf.gather(shape, run)))
+        else:
+            x_shape.append(int(np.prod(sizes)))
+    full_alpha = [1] * (len(shared) - alpha.shape.rank) + alpha.shape.as_list()
+    alpha_shape = [int(np.prod([full_alpha[axis] for axis in run])) for run in runs]
+    if shared[0]:  # the leading shared run is the batch: alpha has no axis for it
+        alpha_shape = alpha_shape[1:]
+    return tf.reshape(x, tf.stack(x_shape)), tf.reshape(alpha, alpha_shape)
+
+
+def _tflite_form(x: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
+    """``max(0, x) + (-alpha) * max(-x, 0)``, the sum TFLite fuses into ``PRELU``.
+
+    Written with ``maximum`` in this argument order, not ``relu``, so that its
+    own derivative (used when a transformation such as ``vectorized_map``
+    drops the custom gradient) is the documented subgradient at ``x = 0``:
+    a tie in ``maximum`` goes to the first argument, so ``d/dx`` is ``alpha``.
+    For 16-bit ``x`` the product is taken in float32 (one rounding, and a
+    float32 sum in its derivative).
+    """
+    wide = tf.float32 if x.dtype in (tf.float16, tf.bfloat16) else x.dtype
+    zero = tf.zeros([], x.dtype)
+    negative = (-tf.cast(alpha, wide)) * tf.cast(tf.maximum(-x, zero), wide)
+    return tf.maximum(zero, x) + tf.cast(negative, x.dtype)
+
 
 @tf.function(jit_compile=True, reduce_retracing=True)
-def _fused_forward(x: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
+def _fused_forward(x: tf.Tensor, alpha: tf.Tensor, shared: tuple[bool, ...]) -> tf.Tensor:
     """The forward pass as one XLA kernel: reads x once, writes y once."""
+    if len(shared) > _TFLITE_MAX_RANK:
+        view, alpha_view = _merged_view(x, alpha, shared)
+        return tf.reshape(_fused_forward_values(view, alpha_view), tf.shape(x))
+    return _fused_forward_values(x, alpha)
+
+
+def _fused_forward_values(x: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
     # The TFLite converter turns exactly this sum into one PRELU op (not the
-    # Sub of prelu_keras, and only with -alpha as the factor). It equals the
-    # definition for every finite alpha; for alpha <= 0 only the sign of a zero
-    # result can differ (-0.0 vs +0.0, which compare equal). An infinite or NaN
-    # alpha would turn x > 0 into NaN (inf * 0), so `where` then picks the
-    # definition; with a frozen, finite alpha the converter folds the
-    # condition away and sees this sum alone.
-    tflite_pattern = tf.nn.relu(x) + (-alpha) * tf.nn.relu(-x)
+    # Sub of prelu_relu_difference, and only with -alpha as the factor). It
+    # equals the definition for every finite alpha; for alpha <= 0 only the
+    # sign of a zero result can differ (-0.0 vs +0.0, which compare equal). An
+    # infinite or NaN alpha would turn x > 0 into NaN (inf * 0), so `where`
+    # then picks the definition; with a frozen, finite alpha the converter
+    # folds the condition away and sees this sum alone.
     pattern_is_exact = tf.reduce_all(tf.math.is_finite(alpha))
-    return tf.where(pattern_is_exact, tflite_pattern, prelu_where(x, alpha))
+    return tf.where(pattern_is_exact, _tflite_form(x, alpha), prelu_where(x, alpha))
 
 
 def _sum_over_shared_axes(values: tf.Tensor, shared: tuple[bool, ...]) -> tf.Tensor:
@@ -295,13 +429,15 @@ def _fused_backward(
 
     ``shared`` marks the axes of ``x`` that ``alpha`` is broadcast along; it
     also pins ``x``'s rank, which ``reduce_retracing`` would otherwise relax.
+    The alpha gradient is summed in float32 (float64 if x or alpha is) and
+    returned in alpha's own dtype: a float16 sum over a feature map of 200,000
+    elements per channel would overflow.
     """
-    dx = tf.where(x > 0, upstream, alpha * upstream)
-    # Float16 sums over a whole batch overflow or lose small terms: add in float32.
-    wide = tf.float32 if x.dtype in (tf.float16, tf.bfloat16) else x.dtype
+    dx = tf.where(x > 0, upstream, tf.cast(alpha, x.dtype) * upstream)
+    wide = _wide_dtype(x.dtype, alpha.dtype)
     dalpha_terms = tf.cast(upstream, wide) * tf.minimum(tf.cast(x, wide), 0)
     dalpha = tf.reshape(_sum_over_shared_axes(dalpha_terms, shared), tf.shape(alpha))
-    return dx, tf.cast(dalpha, x.dtype)
+    return dx, tf.cast(dalpha, alpha.dtype)
 
 
 @tf.custom_gradient
@@ -312,9 +448,46 @@ def _fused_prelu(x: tf.Tensor, alpha: tf.Tensor):
     def gradient(upstream: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         return _fused_backward(x, alpha, upstream, shared)
 
-    # Not recorded: a tape would make the compiled forward also return the
-    # intermediates of its own autodiff, which this gradient does not need.
-    return _fused_forward(tf.stop_gradient(x), tf.stop_gradient(alpha)), gradient
+    if tf.executing_eagerly():
+        # Not recorded: a tape would make the compiled forward also return the
+        # intermediates of its own autodiff, which this gradient does not need.
+        return _fused_forward(tf.stop_gradient(x), tf.stop_gradient(alpha), shared), gradient
+    # In a graph the forward stays differentiable: vectorized_map and jacobian
+    # (pfor) rewrite the graph and drop this custom gradient, and then the
+    # forward's own derivative, the same values, takes over. (A StopGradient
+    # here made those gradients silently zero.) TensorFlow differentiates the
+    # forward kernel only if asked, so the custom gradient costs nothing more.
+    return _fused_forward(x, alpha, shared), gradient
+
+
+# When prelu compiles: the policy for variable shapes ---------------------------
+
+_COMPILE_AT_SIGHTING = 2
+"""An eager call compiles its shape the second time that shape is seen."""
+
+_MAX_COMPILED_SHAPES = 64
+"""At most this many shapes are compiled by eager calls; later new shapes run unfused."""
+
+_MAX_TRACKED_SHAPES = 1024
+"""The sightings of at most this many shapes not yet compiled are remembered (oldest dropped)."""
+
+_sightings: collections.OrderedDict[tuple, int] = collections.OrderedDict()
+_compiled_shapes: set[tuple] = set()
+
+
+def _compiles_in_eager(x: tf.Tensor, alpha: tf.Tensor) -> bool:
+    """Whether an eager call with these shapes runs the XLA kernels (see :func:`prelu`)."""
+    key = (tuple(x.shape), x.dtype, tuple(alpha.shape), alpha.dtype)
+    if key in _compiled_shapes:
+        return True
+    seen = _sightings.pop(key, 0) + 1
+    if seen >= _COMPILE_AT_SIGHTING and len(_compiled_shapes) < _MAX_COMPILED_SHAPES:
+        _compiled_shapes.add(key)
+        return True
+    _sightings[key] = seen
+    if len(_sightings) > _MAX_TRACKED_SHAPES:
+        _sightings.popitem(last=False)
+    return False
 
 
 def prelu(x, alpha) -> tf.Tensor:
@@ -326,23 +499,39 @@ def prelu(x, alpha) -> tf.Tensor:
     ``alpha * -0.0`` (for ``alpha > 0``, ``-0.0`` exactly; for ``alpha <= 0`` a
     zero result may carry the other sign than the product ``alpha * x``: the
     price of the pattern that TFLite fuses, see below). The result has
-    ``x``'s dtype for float16, bfloat16, float32 and float64 (``alpha`` is
-    cast to it, so a float32 variable works with a float16 input under mixed
-    precision).
+    ``x``'s dtype and shape for float16, bfloat16, float32 and float64
+    (``alpha`` is cast to it for the product, so a float32 variable works
+    with a float16 input under mixed precision).
 
-    Subgradient at exactly ``x = 0``: ``alpha`` in ``x`` (the left derivative,
-    as in PyTorch) and ``0`` in ``alpha`` (``d/dalpha = min(0, x)``).
+    Gradients: ``d/dx`` has ``x``'s dtype; ``d/dalpha`` is summed over the
+    shared axes in float32 (float64 if ``x`` or ``alpha`` is) and returned in
+    ``alpha``'s own dtype, so a float32 variable behind a float16 input gets a
+    float32 sum that does not overflow. Subgradient at exactly ``x = 0``:
+    ``alpha`` in ``x`` (the left derivative, as in PyTorch) and ``0`` in
+    ``alpha`` (``d/dalpha = min(0, x)``). They hold under ``tf.function``,
+    XLA, ``tf.map_fn``, ``tf.vectorized_map`` and ``GradientTape.jacobian``.
 
-    It runs as two XLA-compiled kernels (``jit_compile=True``), in eager mode
-    and inside any ``tf.function``: the forward pass reads ``x`` once and
-    writes the result once, like ``tf.nn.relu``; a custom gradient keeps only
-    ``x`` and ``alpha`` for the backward pass, which computes both gradients
-    in two passes over ``x`` and the upstream gradient (the alpha gradient is
-    summed in float32 for 16-bit inputs). A new batch size retraces at most
-    once (``reduce_retracing``). A Keras model of :class:`PReLU` layers with
-    finite alphas (of any sign) converts to TFLite with one ``PRELU`` op per
-    layer. If ``x``'s rank or ``alpha``'s shape is not static, it computes
-    :func:`prelu_where` instead: same values and gradients, unfused.
+    It runs as two XLA-compiled kernels (``jit_compile=True``): the forward
+    pass reads ``x`` once and writes the result once, like ``tf.nn.relu``; a
+    custom gradient keeps only ``x`` and ``alpha`` for the backward pass,
+    which computes both gradients in two passes over ``x`` and the upstream
+    gradient. A Keras model of :class:`PReLU` layers with finite alphas (of
+    any sign) converts to TFLite with one ``PRELU`` op per layer; a rank-5
+    input (after ``Conv3D``) is viewed with its shared axes merged, so it
+    converts too (a ``RESHAPE`` on each side).
+
+    Variable shapes. XLA compiles each new shape (about 0.2 s on a CPU), so:
+
+    * Eagerly, a shape is compiled the second time it is seen; its first
+      call, and every call once 64 shapes are compiled, runs unfused
+      (:func:`prelu_where`, with the product and the alpha gradient in
+      float32 or wider): a loop over many distinct sizes costs about what
+      ``prelu_where`` costs, and the compiled kernels stay bounded.
+    * Inside a ``tf.function``, the kernels are compiled when the function
+      runs, once per run-time shape; a function retraced per shape compiles
+      per shape. Give such functions a fixed signature, or bucket sizes.
+    * If ``x``'s rank or ``alpha``'s shape is not static, it always runs
+      unfused: same values and gradients.
 
     Args:
         x: Floating tensor (or array-like of floats).
@@ -355,13 +544,19 @@ def prelu(x, alpha) -> tf.Tensor:
 
     Raises:
         TypeError: If ``x`` is not float16/bfloat16/float32/float64, ``alpha``
-            is not real (a bool included), or either is ragged or sparse.
-        ValueError: If ``alpha``'s shape does not broadcast to ``x``'s shape.
+            is ``None`` or not real (a Python or NumPy bool included), or
+            either is ragged or sparse.
+        ValueError: If ``alpha``'s static shape does not broadcast to ``x``'s.
+        tf.errors.InvalidArgumentError: At run time, inside a ``tf.function``
+            whose signature leaves sizes unknown, if ``alpha`` turns out not
+            to fit ``x`` (the result would be larger than ``x``).
     """
     x, alpha = _validate(x, alpha)
-    # A tensor, not a variable: the custom gradient then reaches a variable
-    # through the read, as for any op.
-    alpha = tf.convert_to_tensor(alpha)
     if x.shape.rank is None or not alpha.shape.is_fully_defined():
-        return prelu_where(x, alpha)
-    return _fused_prelu(x, alpha)
+        return _prelu_unfused(x, alpha)
+    if tf.executing_eagerly() and not _compiles_in_eager(x, alpha):
+        return _prelu_unfused(x, alpha)
+    y = _fused_prelu(x, alpha)
+    if _sizes_are_certain(x, alpha):
+        return y
+    return _with_shape_of(y, x, alpha)
