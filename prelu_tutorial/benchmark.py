@@ -26,6 +26,7 @@ import argparse
 import csv
 import json
 import math
+import os
 import re
 import statistics
 import sys
@@ -49,12 +50,15 @@ __all__ = [
     "SIZES",
     "Kernel",
     "Measurement",
+    "VariableShapeResult",
     "format_table",
+    "format_variable_shapes",
     "kernels",
     "main",
     "parse_size",
     "plot",
     "run",
+    "variable_shapes",
     "write_csv",
     "write_json",
 ]
@@ -145,7 +149,7 @@ def parse_size(size: str | Sequence[int]) -> tuple[int, ...]:
 
 
 def _check_choices(values: Sequence[str], allowed: Sequence[str], name: str) -> tuple[str, ...]:
-    values = tuple(values)
+    values = tuple(dict.fromkeys(values))
     unknown = [value for value in values if value not in allowed]
     if unknown or not values:
         raise ValueError(f"{name} must be among {list(allowed)}, got {list(values)}.")
@@ -271,7 +275,8 @@ def run(
             pass, a non-positive ``repeats``, a negative ``warmup``, or
             ``device="gpu"`` when TensorFlow sees no GPU.
     """
-    shapes = [parse_size(size) for size in sizes]
+    # Each configuration once, however often an argument names it.
+    shapes = list(dict.fromkeys(parse_size(size) for size in sizes))
     if not shapes:
         raise ValueError("sizes must name at least one size.")
     if dtype not in DTYPES:
@@ -532,6 +537,114 @@ def kernels(function: Callable, *args: tf.Tensor, jit_compile: bool = False) -> 
     return found
 
 
+@dataclass(frozen=True)
+class VariableShapeResult:
+    """A loop over many distinct batch sizes: :func:`prelu_tutorial.prelu` against ``prelu_where``.
+
+    Attributes:
+        feature_shape: The shape of one sample, e.g. ``(8, 8, 16)``.
+        batch_sizes: How many distinct batch sizes one loop visits.
+        prelu_seconds: One loop's time with ``pt.prelu``, per repeat.
+        where_seconds: The same loop with ``prelu_where``, per repeat.
+        ratios: ``prelu_seconds / where_seconds``, per repeat.
+        compiled_shapes: Shapes ``pt.prelu`` had compiled after the last loop
+            (the compiled kernels that eager calls keep; bounded by policy).
+        max_rss_mb: The process' peak resident memory after the loops, in MB.
+    """
+
+    feature_shape: tuple[int, ...]
+    batch_sizes: int
+    prelu_seconds: tuple[float, ...]
+    where_seconds: tuple[float, ...]
+    ratios: tuple[float, ...]
+    compiled_shapes: int
+    max_rss_mb: float
+
+
+def variable_shapes(
+    batch_sizes: int = 100,
+    feature_shape: Sequence[int] = (8, 8, 16),
+    repeats: int = 3,
+) -> VariableShapeResult:
+    """Times eager training steps over ``batch_sizes`` distinct batch sizes.
+
+    Each step computes the output and both gradients. Every repeat visits
+    batch sizes not seen before (so ``pt.prelu`` meets each shape once, the
+    case its compile policy guards), and the two candidates alternate within
+    a repeat, so load from elsewhere touches both alike.
+
+    Args:
+        batch_sizes: Distinct batch sizes per loop (at least 1).
+        feature_shape: The shape of one sample; alpha is per channel (last axis).
+        repeats: Loops per candidate (at least 1).
+
+    Returns:
+        The :class:`VariableShapeResult`.
+
+    Raises:
+        ValueError: If a count is not a positive integer or ``feature_shape``
+            holds a non-positive size.
+    """
+    import resource
+
+    for name, value in (("batch_sizes", batch_sizes), ("repeats", repeats)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+    feature_shape = parse_size((1, *feature_shape))[1:]
+    alpha = tf.Variable(tf.fill(feature_shape[-1:], _ALPHA))
+
+    def loop(function: Callable, first_batch: int) -> float:
+        start = time.perf_counter()
+        for batch in range(first_batch, first_batch + batch_sizes):
+            x = tf.fill((batch, *feature_shape), -1.0)
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = function(x, alpha)
+            tape.gradient(y, [x, alpha])
+        tf.test.experimental.sync_devices()
+        return time.perf_counter() - start
+
+    # Warm both up on a size outside the loops: the first call of each op is slow.
+    loop(ops.prelu_where, 1)
+    loop(ops.prelu, 1)
+    prelu_seconds, where_seconds = [], []
+    for repeat in range(repeats):
+        first = 2 + (repeat + 1) * batch_sizes
+        pair = [(ops.prelu, prelu_seconds), (ops.prelu_where, where_seconds)]
+        for function, times in pair if repeat % 2 == 0 else reversed(pair):
+            times.append(loop(function, first))
+    return VariableShapeResult(
+        feature_shape=feature_shape,
+        batch_sizes=batch_sizes,
+        prelu_seconds=tuple(prelu_seconds),
+        where_seconds=tuple(where_seconds),
+        ratios=tuple(p / w for p, w in zip(prelu_seconds, where_seconds, strict=True)),
+        compiled_shapes=len(ops._compiled_shapes),
+        max_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    )
+
+
+def format_variable_shapes(result: VariableShapeResult) -> str:
+    """Two lines: the ratio's median and range, the times, the compiled count.
+
+    Args:
+        result: As returned by :func:`variable_shapes`.
+
+    Returns:
+        The text, ending with a newline.
+    """
+    size = "x".join(map(str, result.feature_shape))
+    return (
+        f"{result.batch_sizes} distinct batch sizes of [N, {size}], eager, forward+backward: "
+        f"pt.prelu / prelu_where = {statistics.median(result.ratios):.2f}x "
+        f"(range {min(result.ratios):.2f}-{max(result.ratios):.2f}, "
+        f"{len(result.ratios)} repeats)\n"
+        f"loop time pt.prelu {statistics.median(result.prelu_seconds):.3f} s, prelu_where "
+        f"{statistics.median(result.where_seconds):.3f} s; shapes compiled: "
+        f"{result.compiled_shapes}; peak memory {result.max_rss_mb:.0f} MB\n"
+    )
+
+
 def _comma_list(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
@@ -562,7 +675,60 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--csv", metavar="PATH", help="also write the results as CSV")
     parser.add_argument("--plot", metavar="PATH", help="also draw the chart to a PNG")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument(
+        "--variable-shapes",
+        action="store_true",
+        help="instead: time an eager loop over 100 distinct batch sizes, pt.prelu against "
+        "prelu_where (repeats default 3)",
+    )
     return parser
+
+
+def _check_outputs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exits with status 2 before anything is measured if an output cannot be written."""
+    outputs = [(flag, getattr(args, flag[2:])) for flag in ("--json", "--csv", "--plot")]
+    outputs = [(flag, path) for flag, path in outputs if path is not None]
+    paths = [os.path.abspath(path) for _, path in outputs]
+    if len(set(paths)) < len(paths):
+        parser.error("--json, --csv and --plot must name different files.")
+    for flag, path in outputs:
+        folder = os.path.dirname(os.path.abspath(path))
+        if not path or os.path.isdir(path):
+            parser.error(f"{flag} needs a file name, got the folder {path!r}.")
+        if not os.path.isdir(folder):
+            parser.error(f"{flag} {path!r}: the folder {folder!r} does not exist.")
+        writable = os.access(path, os.W_OK) if os.path.exists(path) else os.access(folder, os.W_OK)
+        if not writable:
+            parser.error(f"{flag} {path!r} cannot be written (permission denied).")
+    if args.plot is not None:
+        from matplotlib.figure import Figure
+
+        supported = Figure().canvas.get_supported_filetypes()
+        extension = os.path.splitext(args.plot)[1].lstrip(".").lower()
+        if extension and extension not in supported:
+            parser.error(
+                f"--plot {args.plot!r}: matplotlib cannot write '.{extension}' files; "
+                f"use one of {', '.join(sorted(supported))}."
+            )
+
+
+def _write_outputs(measurements: Sequence[Measurement], args: argparse.Namespace) -> bool:
+    """Writes every requested file it can; says on stderr which failed. True if all did."""
+    writers = [
+        (args.json, lambda path: write_json(measurements, path)),
+        (args.csv, lambda path: write_csv(measurements, path)),
+        (args.plot, lambda path: plot(measurements).savefig(path, dpi=120)),
+    ]
+    ok = True
+    for path, write in writers:
+        if path is None:
+            continue
+        try:
+            write(path)
+        except (OSError, ValueError) as error:
+            print(f"benchmark: could not write {path!r}: {error}", file=sys.stderr)
+            ok = False
+    return ok
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -571,13 +737,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     Args:
         argv: Arguments without the program name; ``None`` reads ``sys.argv``.
 
+    Every option and output path is checked before anything is measured.
+
     Returns:
-        The exit status, 0 on success. A bad option exits with status 2 and
-        a message naming it (argparse's convention).
+        The exit status: 0 on success, 1 if an output file could not be
+        written (the others are still written, the table still printed). A
+        bad option exits with status 2 and a message naming it (argparse's
+        convention).
     """
     parser = _parser()
     args = parser.parse_args(argv)
     quick = args.quick
+    for flag in ("sizes", "candidates", "modes", "passes"):
+        if getattr(args, flag) == []:
+            parser.error(f"--{flag} needs at least one comma-separated value, got none.")
+    _check_outputs(parser, args)
+    if args.variable_shapes:
+        try:
+            result = variable_shapes(repeats=args.repeats if args.repeats is not None else 3)
+        except ValueError as error:
+            parser.error(str(error))
+        print(format_variable_shapes(result), end="")
+        return 0
     try:
         measurements = run(
             sizes=args.sizes or (QUICK_SIZES if quick else tuple(SIZES)),
@@ -593,13 +774,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         parser.error(str(error))
     print(format_table(measurements))
-    if args.json:
-        write_json(measurements, args.json)
-    if args.csv:
-        write_csv(measurements, args.csv)
-    if args.plot:
-        plot(measurements).savefig(args.plot, dpi=120)
-    return 0
+    return 0 if _write_outputs(measurements, args) else 1
 
 
 if __name__ == "__main__":

@@ -174,8 +174,11 @@ def run_in_graph(
     Raises:
         ValueError: If ``calls`` is smaller than 1, or whatever the answer
             raises while building the graph (e.g. a variable-name clash).
-        TypeError: Whatever the answer raises for a dtype mismatch.
+        TypeError: If ``calls`` is not an integer (a bool included), or
+            whatever the answer raises for a dtype mismatch.
     """
+    if isinstance(calls, bool) or not isinstance(calls, (int, np.integer)):
+        raise TypeError(f"run_in_graph: calls must be an integer, got {calls!r}.")
     if calls < 1:
         raise ValueError(f"run_in_graph: calls must be at least 1, got {calls}.")
     x = np.asarray(x)

@@ -13,7 +13,12 @@ the package depends on and imports only when those functions are called.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import struct
+import sys
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -63,8 +68,18 @@ def _representative_dataset(
 
 
 def _check_representative_data(representative_data: Any, spec: tf.TensorSpec) -> None:
-    """Raises if the calibration samples cannot feed the model's input."""
+    """Raises if the calibration samples cannot feed the model's input.
+
+    Runs before the converter sees them: a NaN makes it skip quantization
+    silently (an all-NaN set gave a float32 model) and an infinity crashes
+    the whole process (a segfault inside the converter).
+    """
     samples = np.asarray(representative_data)
+    if samples.dtype.kind not in "iuf":
+        raise ValueError(
+            "to_tflite: representative_data must be real numbers, got an array of "
+            f"dtype {samples.dtype}."
+        )
     sample_shape = tuple(spec.shape[1:])
     if (
         samples.ndim != len(sample_shape) + 1
@@ -77,6 +92,14 @@ def _check_representative_data(representative_data: Any, spec: tf.TensorSpec) ->
         raise ValueError(
             "to_tflite: representative_data must hold one or more samples of shape "
             f"{sample_shape} stacked on a first axis, got an array of shape {samples.shape}."
+        )
+    finite = np.isfinite(samples)
+    if not finite.all():
+        first = tuple(int(index) for index in np.argwhere(~finite)[0])
+        raise ValueError(
+            f"to_tflite: representative_data holds {int(np.isnan(samples).sum())} NaN and "
+            f"{int(np.isinf(samples).sum())} infinite values (the first at index {first}); "
+            "int8 calibration needs finite samples. Drop or clean those samples."
         )
 
 
@@ -110,8 +133,12 @@ def to_tflite(model: Any, quantize: str | None = None, representative_data: Any 
         TypeError: If ``model`` is neither a Keras model nor a ``tf.function``.
         ValueError: If ``quantize`` is not one of ``None``, ``"int8"``,
             ``"float16"``; if ``representative_data`` is missing for ``"int8"``,
-            given for another mode, or does not match the input's shape; or if
-            the model does not take exactly one input.
+            given for another mode, does not match the input's shape, or holds
+            NaN or infinite values (checked before conversion: an infinity
+            crashes the converter); if the model does not take exactly one
+            input; if the converter fails (the message is its first error
+            line; its diagnostics on stderr are kept out of the output); or
+            if ``"int8"`` gave a model without int8 tensors.
     """
     if quantize not in QUANTIZATIONS:
         raise ValueError(
@@ -164,9 +191,55 @@ def to_tflite(model: Any, quantize: str | None = None, representative_data: Any 
     level = logger.level
     logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
     try:
-        return converter.convert()
+        with _stderr_captured():
+            blob = converter.convert()
+    except Exception as error:  # the converter's errors are several classes
+        raise ValueError(f"to_tflite: the converter failed: {_first_error_line(error)}") from None
     finally:
         logger.setLevel(level)
+    if quantize == "int8" and not _has_int8_tensors(blob):
+        raise ValueError(
+            "to_tflite: the converter returned a model without int8 tensors for "
+            "quantize='int8'; check that representative_data looks like the real inputs."
+        )
+    return blob
+
+
+@contextlib.contextmanager
+def _stderr_captured() -> Iterator[None]:
+    """Sends file descriptor 2 to a temporary file for the block.
+
+    The converter's C++ code writes its diagnostics there (for one failed
+    conversion, hundreds of KB of MLIR), which a notebook would show.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _first_error_line(error: Exception) -> str:
+    """The first line of a converter error that says what went wrong."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    for line in lines:
+        if "error:" in line:
+            return line[line.index("error:") + len("error:") :].strip()[:300]
+    return (lines[0] if lines else type(error).__name__)[:300]
+
+
+def _has_int8_tensors(blob: bytes) -> bool:
+    """Whether the flatbuffer's main graph holds at least one int8 tensor."""
+    _, schema = _litert()
+    graph = schema.Model.GetRootAs(blob, 0).Subgraphs(0)
+    return any(
+        graph.Tensors(index).Type() == schema.TensorType.INT8
+        for index in range(graph.TensorsLength())
+    )
 
 
 def _litert():
@@ -202,24 +275,31 @@ def tflite_ops(blob: bytes) -> list[str]:
 
     Raises:
         TypeError: If ``blob`` is not ``bytes``.
-        ValueError: If ``blob`` is not a TFLite model.
+        ValueError: If ``blob`` is not a TFLite model, or is truncated or corrupt.
     """
     _check_blob(blob, "tflite_ops")
     _, schema = _litert()
     if not schema.Model.ModelBufferHasIdentifier(blob, 0):
         raise ValueError("tflite_ops: blob is not a TFLite flatbuffer (no 'TFL3' identifier).")
-    model = schema.Model.GetRootAs(blob, 0)
     names = {code: name for name, code in vars(schema.BuiltinOperator).items() if name.isupper()}
-    graph = model.Subgraphs(0)
-    ops = []
-    for index in range(graph.OperatorsLength()):
-        opcode = model.OperatorCodes(graph.Operators(index).OpcodeIndex())
-        # Codes above 127 live in BuiltinCode; the old int8 field keeps 127 for them.
-        code = max(opcode.BuiltinCode(), opcode.DeprecatedBuiltinCode())
-        if code == schema.BuiltinOperator.CUSTOM:
-            ops.append(opcode.CustomCode().decode())
-        else:
-            ops.append(names[code])
+    try:
+        model = schema.Model.GetRootAs(blob, 0)
+        graph = model.Subgraphs(0)
+        ops = []
+        for index in range(graph.OperatorsLength()):
+            opcode = model.OperatorCodes(graph.Operators(index).OpcodeIndex())
+            # Codes above 127 live in BuiltinCode; the old int8 field keeps 127 for them.
+            code = max(opcode.BuiltinCode(), opcode.DeprecatedBuiltinCode())
+            if code == schema.BuiltinOperator.CUSTOM:
+                ops.append(opcode.CustomCode().decode())
+            else:
+                ops.append(names[code])
+    except (struct.error, AttributeError, IndexError, KeyError, UnicodeDecodeError) as error:
+        # A truncated or corrupt buffer sends the flatbuffer reader out of bounds.
+        raise ValueError(
+            f"tflite_ops: blob is a truncated or corrupt TFLite model ({len(blob)} bytes): "
+            f"{type(error).__name__}: {error}"
+        ) from None
     return ops
 
 
@@ -227,7 +307,8 @@ def run_tflite(blob: bytes, x: Any) -> np.ndarray:
     """Runs a one-input, one-output TFLite model with LiteRT's interpreter.
 
     Resizes the input to ``x``'s shape first, so a model converted with a
-    ``None`` batch axis takes any batch size. If the model's input or output
+    ``None`` batch axis takes any batch size (and one converted with an
+    unknown rank takes any shape its ops accept). If the model's input or output
     is integer (a model quantized with integer I/O), ``x`` is quantized and
     the result dequantized with the model's own scale and zero point.
 
@@ -241,12 +322,20 @@ def run_tflite(blob: bytes, x: Any) -> np.ndarray:
 
     Raises:
         TypeError: If ``blob`` is not ``bytes``.
-        ValueError: If the model does not have exactly one input and one
+        ValueError: If ``blob`` is not a TFLite model (or is truncated or
+            corrupt), the model does not have exactly one input and one
             output, or ``x``'s shape does not fit the model's input.
     """
     _check_blob(blob, "run_tflite")
-    interpreter_module, _ = _litert()
-    interpreter = interpreter_module.Interpreter(model_content=bytes(blob))
+    interpreter_module, schema = _litert()
+    if not schema.Model.ModelBufferHasIdentifier(blob, 0):
+        raise ValueError("run_tflite: blob is not a TFLite flatbuffer (no 'TFL3' identifier).")
+    try:
+        interpreter = interpreter_module.Interpreter(model_content=bytes(blob))
+    except (ValueError, RuntimeError) as error:
+        raise ValueError(
+            f"run_tflite: blob is a truncated or corrupt TFLite model: {error}"
+        ) from None
     inputs = interpreter.get_input_details()
     outputs = interpreter.get_output_details()
     if len(inputs) != 1 or len(outputs) != 1:
@@ -257,15 +346,24 @@ def run_tflite(blob: bytes, x: Any) -> np.ndarray:
     (input_detail,) = inputs
     x = np.asarray(x, dtype=np.float32)
     expected = tuple(int(size) for size in input_detail["shape_signature"])
-    if len(expected) != x.ndim or any(
-        size not in (-1, actual) for size, actual in zip(expected, x.shape, strict=True)
+    # A model converted with an unknown rank (tf.TensorSpec(None)) stores an
+    # empty shape, as a scalar input does: resizing tells them apart.
+    unknown_rank = not expected and x.ndim > 0
+    if not unknown_rank and (
+        len(expected) != x.ndim
+        or any(size not in (-1, actual) for size, actual in zip(expected, x.shape, strict=True))
     ):
         wanted = tuple(None if size == -1 else size for size in expected)
         raise ValueError(
             f"run_tflite: x of shape {x.shape} does not fit the model's input of shape {wanted}."
         )
-    interpreter.resize_tensor_input(input_detail["index"], list(x.shape))
-    interpreter.allocate_tensors()
+    try:
+        interpreter.resize_tensor_input(input_detail["index"], list(x.shape))
+        interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as error:
+        raise ValueError(
+            f"run_tflite: the model cannot take x of shape {x.shape}: {error}"
+        ) from None
     input_dtype = input_detail["dtype"]
     if np.issubdtype(input_dtype, np.integer):
         scale, zero_point = input_detail["quantization"]

@@ -15,6 +15,7 @@ purpose so the book can show what each one does.
 from __future__ import annotations
 
 import collections
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -296,6 +297,10 @@ def _with_shape_of(y: tf.Tensor, x: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
         return tf.reshape(y, tf.shape(x))
 
 
+_MAX_BROADCAST_RANK = 8
+"""The largest rank TensorFlow's broadcasting kernels (``SelectV2``, ``Mul``) take."""
+
+
 def _prelu_unfused(x: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
     """:func:`prelu_where` with the product in float32 or wider, on a view of low rank.
 
@@ -303,13 +308,15 @@ def _prelu_unfused(x: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
     of unknown size, shapes seen rarely). Autodiff sums the alpha gradient in
     the product's dtype, so 16-bit inputs do not overflow it; it has no custom
     gradient, so every transformation (vectorized_map, jacobian) keeps it.
-    Folding the axes that only ``x`` has into one (rank at most
-    ``rank(alpha) + 1``) keeps TensorFlow's
-    broadcasting kernels (rank 8 at most) working for any rank of ``x``.
+    Above rank 8 (or for an unknown rank), the axes that only ``x`` has are
+    folded into one, so TensorFlow's broadcasting kernels (rank 8 at most)
+    work for any rank of ``x``; eager calls, with small known ranks, run the
+    three ops of :func:`prelu_where` and no more.
     """
     wide = _wide_dtype(x.dtype, alpha.dtype)
     view = x
-    if alpha.shape.rank is not None and (x.shape.rank is None or x.shape.rank > alpha.shape.rank):
+    high_rank = x.shape.rank is None or x.shape.rank > _MAX_BROADCAST_RANK
+    if alpha.shape.rank is not None and high_rank:
         shape = tf.shape(x)
         lead = tf.maximum(tf.size(shape) - alpha.shape.rank, 0)
         view = tf.reshape(x, tf.concat([[tf.reduce_prod(shape[:lead])], shape[lead:]], 0))
@@ -329,34 +336,51 @@ _TFLITE_MAX_RANK = 4
 """The largest rank the builtin TFLite ``PRELU`` op takes."""
 
 
-def _merged_view(
-    x: tf.Tensor, alpha: tf.Tensor, shared: tuple[bool, ...]
-) -> tuple[tf.Tensor, tf.Tensor]:
-    """``x`` and ``alpha`` with runs of adjacent shared (or kept) axes merged.
-
-    Values and broadcasting stay the same; only the rank drops, so the TFLite
-    converter can still emit its ``PRELU`` op (rank <= 4) for Conv3D features.
-    """
+def _runs(shared: tuple[bool, ...]) -> list[list[int]]:
+    """The axes grouped into runs of adjacent axes that are all shared or all kept."""
     runs: list[list[int]] = []
     for axis, is_shared in enumerate(shared):
         if runs and shared[runs[-1][0]] == is_shared:
             runs[-1].append(axis)
         else:
             runs.append([axis])
-    shape = tf.shape(x)
+    return runs
+
+
+def _merged_view(
+    x: tf.Tensor, alpha: tf.Tensor, runs: list[list[int]]
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """``x`` and ``alpha`` with each run of axes merged into one axis.
+
+    Values and broadcasting stay the same; only the rank drops, so the TFLite
+    converter can still emit its ``PRELU`` op (rank <= 4) for Conv3D features.
+    """
     static = x.shape.as_list()
+    sizes = [[static[axis] for axis in run] for run in runs]
+    unknown = [index for index, run_sizes in enumerate(sizes) if None in run_sizes]
+    shape = tf.shape(x)
     x_shape = []
-    for run in runs:
-        sizes = [static[axis] for axis in run]
-        if None in sizes:
-            x_shape.append(tf.reduce_prod(tf.gather(shape, run)))
+    for index, run_sizes in enumerate(sizes):
+        if index not in unknown:
+            x_shape.append(math.prod(run_sizes))
+        elif len(unknown) == 1:
+            x_shape.append(-1)  # a static -1 keeps the TFLite graph free of shape ops
         else:
-            x_shape.append(int(np.prod(sizes)))
-    full_alpha = [1] * (len(shared) - alpha.shape.rank) + alpha.shape.as_list()
-    alpha_shape = [int(np.prod([full_alpha[axis] for axis in run])) for run in runs]
-    if shared[0]:  # the leading shared run is the batch: alpha has no axis for it
-        alpha_shape = alpha_shape[1:]
-    return tf.reshape(x, tf.stack(x_shape)), tf.reshape(alpha, alpha_shape)
+            x_shape.append(tf.reduce_prod(tf.gather(shape, runs[index])))
+    full_alpha = [1] * (len(static) - alpha.shape.rank) + alpha.shape.as_list()
+    alpha_shape = [math.prod(full_alpha[axis] for axis in run) for run in runs]
+    if all(size == 1 for size in full_alpha[: len(runs[0])]):
+        alpha_shape = alpha_shape[1:]  # the leading run is the batch: alpha needs no axis
+    view = tf.reshape(x, x_shape if not unknown or len(unknown) == 1 else tf.stack(x_shape))
+    return view, tf.reshape(alpha, alpha_shape)
+
+
+def _reshape_back(y: tf.Tensor, x: tf.Tensor) -> tf.Tensor:
+    """``y`` in ``x``'s shape, with a static shape where at most one size is unknown."""
+    static = x.shape.as_list()
+    if static.count(None) <= 1:
+        return tf.reshape(y, [-1 if size is None else size for size in static])
+    return tf.reshape(y, tf.shape(x))
 
 
 def _tflite_form(x: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
@@ -378,10 +402,15 @@ def _tflite_form(x: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
 @tf.function(jit_compile=True, reduce_retracing=True)
 def _fused_forward(x: tf.Tensor, alpha: tf.Tensor, shared: tuple[bool, ...]) -> tf.Tensor:
     """The forward pass as one XLA kernel: reads x once, writes y once."""
-    if len(shared) > _TFLITE_MAX_RANK:
-        view, alpha_view = _merged_view(x, alpha, shared)
-        return tf.reshape(_fused_forward_values(view, alpha_view), tf.shape(x))
-    return _fused_forward_values(x, alpha)
+    if len(shared) <= _TFLITE_MAX_RANK:
+        return _fused_forward_values(x, alpha)
+    runs = _runs(shared)
+    if len(runs) > _TFLITE_MAX_RANK:
+        # Shared and kept axes alternate too often to merge: the select form,
+        # which the converter runs at any rank (GREATER, MUL, SELECT).
+        return prelu_where(x, alpha)
+    view, alpha_view = _merged_view(x, alpha, runs)
+    return _reshape_back(_fused_forward_values(view, alpha_view), x)
 
 
 def _fused_forward_values(x: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
@@ -465,7 +494,7 @@ def _fused_prelu(x: tf.Tensor, alpha: tf.Tensor):
 _COMPILE_AT_SIGHTING = 2
 """An eager call compiles its shape the second time that shape is seen."""
 
-_MAX_COMPILED_SHAPES = 64
+_MAX_COMPILED_SHAPES = 32
 """At most this many shapes are compiled by eager calls; later new shapes run unfused."""
 
 _MAX_TRACKED_SHAPES = 1024
@@ -523,7 +552,7 @@ def prelu(x, alpha) -> tf.Tensor:
     Variable shapes. XLA compiles each new shape (about 0.2 s on a CPU), so:
 
     * Eagerly, a shape is compiled the second time it is seen; its first
-      call, and every call once 64 shapes are compiled, runs unfused
+      call, and every call once 32 shapes are compiled, runs unfused
       (:func:`prelu_where`, with the product and the alpha gradient in
       float32 or wider): a loop over many distinct sizes costs about what
       ``prelu_where`` costs, and the compiled kernels stay bounded.
