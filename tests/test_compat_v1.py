@@ -104,3 +104,9 @@ def test_run_in_graph_rejects_fewer_than_one_call():
 
 def test_answers_registry_lists_the_four_tf1_answers_in_page_order():
     assert list(compat_v1.ANSWERS) == ["answer1", "answer2", "answer3", "answer6"]
+
+
+@pytest.mark.parametrize("calls", [True, 1.5, "2", None], ids=repr)
+def test_run_in_graph_rejects_a_non_integer_calls_naming_it(calls):
+    with pytest.raises(TypeError, match=f"calls must be an integer, got {calls!r}"):
+        compat_v1.run_in_graph(compat_v1.answer1_parametric_relu, X, calls=calls)

@@ -1,6 +1,8 @@
 """Tests for prelu_tutorial.export: TFLite conversion, op listing and LiteRT runs."""
 
 import logging
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -229,3 +231,102 @@ def test_to_tflite_keeps_the_converters_temporary_path_out_of_the_log():
         logger.setLevel(level)
     assert not [record for record in records if "Assets written" in record.getMessage()]
     assert logger.level == level
+
+
+# Bad input, odd ranks and broken blobs ------------------------------------------
+
+INF_CALIBRATION = """
+import numpy as np
+import keras
+import prelu_tutorial as pt
+
+inputs = keras.Input((4,))
+model = keras.Model(inputs, pt.PReLU()(inputs))
+data = np.random.default_rng(0).uniform(-1, 1, size=(20, 4)).astype(np.float32)
+data[3, 2] = np.inf
+try:
+    pt.export.to_tflite(model, quantize="int8", representative_data=data)
+except ValueError as error:
+    print("ValueError:", error)
+"""
+
+
+def test_an_infinite_calibration_value_is_a_value_error_not_a_crash():
+    # Unchecked, the converter segfaults on it: run in a child process, so a
+    # regression kills the child and fails this test instead of the test run.
+    run = subprocess.run(
+        [sys.executable, "-c", INF_CALIBRATION], capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "ValueError: to_tflite: representative_data holds 0 NaN and 1 infinite" in run.stdout
+    assert "index (3, 2)" in run.stdout
+
+
+def test_all_nan_calibration_is_a_value_error_instead_of_a_float32_model():
+    model, _ = _prelu_model((4,))
+    with pytest.raises(ValueError, match="80 NaN and 0 infinite"):
+        to_tflite(model, quantize="int8", representative_data=np.full((20, 4), np.nan))
+
+
+def test_non_numeric_calibration_data_is_a_value_error():
+    model, _ = _prelu_model((2,))
+    with pytest.raises(ValueError, match="must be real numbers"):
+        to_tflite(model, quantize="int8", representative_data=[["a", "b"]])
+
+
+@pytest.mark.parametrize(
+    ("shared_axes", "expected_ops"),
+    [
+        (None, ["RESHAPE", "PRELU", "RESHAPE"]),
+        ([1, 2, 3, 4], ["RESHAPE", "PRELU", "RESHAPE"]),
+        ((), ["RESHAPE", "PRELU", "RESHAPE"]),
+        ([2, 4], None),  # alternating shared axes: the select form instead
+    ],
+    ids=str,
+)
+def test_rank_five_prelu_converts_and_litert_matches_numpy(shared_axes, expected_ops):
+    model, layer = _prelu_model((3, 4, 5, 2), shared_axes=shared_axes)
+    alphas = np.random.default_rng(3).uniform(-1, 2, size=layer.alpha.shape).astype(np.float32)
+    layer.alpha.assign(alphas)
+    blob = to_tflite(model)
+    if expected_ops is not None:
+        assert tflite_ops(blob) == expected_ops
+    else:
+        assert "PRELU" not in tflite_ops(blob) and "SELECT_V2" in tflite_ops(blob)
+    x = _inputs((2, 3, 4, 5, 2))
+    np.testing.assert_allclose(run_tflite(blob, x), pt.ops.prelu_numpy(x, alphas), atol=1e-6)
+
+
+def test_a_failed_conversion_is_a_one_line_value_error(capfd):
+    svd = _function_of(lambda x: tf.linalg.svd(x)[0], [3, 3])
+    with pytest.raises(ValueError) as error:
+        to_tflite(svd)
+    message = str(error.value)
+    assert message.startswith("to_tflite: the converter failed: ") and "\n" not in message
+    assert "tf.Svd" in message
+    assert len(capfd.readouterr().err) < 2000
+
+
+def test_run_tflite_runs_a_model_converted_with_an_unknown_rank():
+    blob = to_tflite(_function_of(lambda x: pt.prelu(x, CHANNEL_ALPHAS), None))
+    x = _inputs((2, 5, 3))
+    np.testing.assert_allclose(run_tflite(blob, x), pt.ops.prelu_numpy(x, CHANNEL_ALPHAS))
+
+
+@pytest.mark.parametrize("keep", [0.1, 0.5, 0.9])
+def test_truncated_blob_is_a_value_error_in_tflite_ops_and_run_tflite(keep):
+    model, _ = _prelu_model((3,))
+    blob = to_tflite(model)
+    truncated = blob[: int(len(blob) * keep)]
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        tflite_ops(truncated)
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        run_tflite(truncated, _inputs((1, 3)))
+
+
+def test_corrupt_blob_is_a_value_error_in_tflite_ops():
+    model, _ = _prelu_model((3,))
+    corrupt = bytearray(to_tflite(model))
+    corrupt[16:64] = b"\xff" * 48
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        tflite_ops(bytes(corrupt))

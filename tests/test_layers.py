@@ -214,3 +214,44 @@ def test_a_tiny_model_lowers_its_loss_and_moves_alpha():
     after = model.evaluate(x, y, verbose=0)
     assert after < before / 10
     assert np.all(model.layers[-1].alpha.numpy() > 0.5)
+
+
+@pytest.mark.parametrize("shared_axes", [1.0, "1", b"1"], ids=repr)
+def test_a_scalar_shared_axes_that_is_not_an_integer_is_a_value_error_naming_it(shared_axes):
+    with pytest.raises(ValueError, match=f"shared_axes={shared_axes!r}"):
+        pt.PReLU(shared_axes=shared_axes)
+
+
+@pytest.mark.parametrize(
+    "shared_axes", [np.int64(1), [np.int32(1), np.int64(2)], np.array([1, 2])], ids=repr
+)
+def test_numpy_integers_in_shared_axes_are_accepted_like_keras(shared_axes):
+    layer = pt.PReLU(shared_axes=shared_axes)
+    assert build(layer, (None, 5, 7, 3))[-1] == 3
+    assert all(type(axis) is int for axis in layer.shared_axes)
+    assert pt.PReLU.from_config(layer.get_config()).shared_axes == layer.shared_axes
+
+
+@pytest.mark.parametrize("shape", [(2, 5), (2, 4, 4, 3, 1), (2, 4, 4, 5)], ids=str)
+def test_a_built_layer_rejects_an_input_of_another_rank_or_channel_count(shape):
+    layer = pt.PReLU()
+    layer(np.ones((2, 4, 4, 3), np.float32))
+    with pytest.raises(ValueError, match="expected"):
+        layer(np.ones(shape, np.float32))
+
+
+def test_a_built_layer_still_takes_other_sizes_on_shared_axes():
+    layer = pt.PReLU()
+    layer(np.ones((2, 4, 4, 3), np.float32))
+    x = -np.ones((1, 7, 2, 3), np.float32)
+    np.testing.assert_array_equal(layer(x).numpy(), ops.prelu_numpy(x, 0.25))
+
+
+def test_mixed_float16_alpha_gradient_is_summed_in_float32(float32_policy):
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    layer = pt.PReLU()
+    x = -np.ones((4, 100, 200, 1), np.float16)  # 80,000 per channel: float16 max is 65504
+    with tf.GradientTape() as tape:
+        y = layer(x)
+    grad = tape.gradient(y, layer.alpha.value)
+    assert grad.dtype == tf.float32 and grad.numpy().ravel()[0] == -80_000.0

@@ -78,10 +78,11 @@ def test_prelu_keeps_the_sign_of_zero_like_the_reference_for_positive_alpha(alph
 
 
 def test_prelu_zero_may_take_the_other_sign_for_negative_alpha_as_documented():
-    # relu(x) + (-alpha) * relu(-x) at x = +0.0: 0.0 + 0.5 * -0.0 = +0.0, not -0.5 * 0.0.
+    # The fused kernel's max(0, x) + (-alpha) * max(-x, 0) at x = +0.0 is
+    # 0.0 + 0.5 * 0.0 = +0.0, not -0.5 * 0.0 = -0.0 (inside tf.function it is fused).
     x = tf.constant(np.array([0.0], np.float32))
-    assert pt.prelu(x, -0.5).numpy()[0] == 0.0
-    assert not np.signbit(pt.prelu(x, -0.5).numpy()[0])
+    result = tf.function(pt.prelu)(x, -0.5).numpy()[0]
+    assert result == 0.0 and not np.signbit(result)
     assert np.signbit(ops.prelu_numpy(np.array([0.0], np.float32), -0.5)[0])
 
 
@@ -175,9 +176,24 @@ def test_prelu_rejects_complex_alpha_naming_the_dtype():
         pt.prelu(tf.zeros([2]), tf.constant([1 + 1j, 0j], tf.complex64))
 
 
-@pytest.mark.parametrize("alpha", [True, tf.constant([True, False])], ids=["python", "tensor"])
+@pytest.mark.parametrize(
+    "alpha",
+    [True, tf.constant([True, False]), np.bool_(True), np.array([True, False])],
+    ids=["python", "tensor", "numpy-scalar", "numpy-array"],
+)
 def test_prelu_rejects_a_bool_alpha(alpha):
     with pytest.raises(TypeError, match="bool"):
+        pt.prelu(tf.zeros([2]), alpha)
+
+
+def test_prelu_rejects_alpha_none_with_a_type_error():
+    with pytest.raises(TypeError, match="got None"):
+        pt.prelu(tf.zeros([2]), None)
+
+
+@pytest.mark.parametrize("alpha", ["0.25", [1 + 1j], object()], ids=["str", "complex", "object"])
+def test_prelu_rejects_non_real_array_likes_as_alpha_with_a_type_error(alpha):
+    with pytest.raises(TypeError, match="alpha must be a real number"):
         pt.prelu(tf.zeros([2]), alpha)
 
 
