@@ -4,6 +4,7 @@ import csv
 import dataclasses
 import json
 import math
+import os
 import subprocess
 import sys
 
@@ -182,3 +183,97 @@ def test_fused_prelu_training_step_makes_seven_passes_in_three_kernels():
     found = benchmark.kernels(step(pt.prelu), x, x, jit_compile=True)
     # Forward 2, dx 3, and the alpha gradient's chunk sums read x and the upstream gradient: 2.
     assert sorted(k.passes for k in found) == [2, 2, 3]
+
+
+# The command line checks its options and outputs before it measures -----------
+
+
+def fail_if_measured(*args, **kwargs):
+    raise AssertionError("the benchmark measured before it checked its options")
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["--sizes", ""], "--sizes needs at least one"),
+        (["--candidates", ","], "--candidates needs at least one"),
+        (["--json", "{missing}/out.json"], "does not exist"),
+        (["--csv", "{folder}"], "needs a file name"),
+        (["--plot", "{folder}/chart.xyz"], "cannot write '.xyz'"),
+        (["--json", "{folder}/a", "--csv", "{folder}/a"], "different files"),
+    ],
+    ids=["empty-sizes", "empty-candidates", "missing-folder", "folder", "extension", "same-file"],
+)
+def test_cli_rejects_a_bad_option_or_output_before_measuring(
+    argv, named, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setattr(benchmark, "run", fail_if_measured)
+    monkeypatch.setattr(benchmark, "variable_shapes", fail_if_measured)
+    argv = [arg.format(folder=tmp_path, missing=tmp_path / "missing") for arg in argv]
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark.main([*argv, "--no-progress"])
+    assert exit_info.value.code == 2
+    assert named in capsys.readouterr().err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into any folder")
+def test_cli_rejects_an_unwritable_output_before_measuring(tmp_path, monkeypatch, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    monkeypatch.setattr(benchmark, "run", fail_if_measured)
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            benchmark.main(["--json", str(locked / "out.json"), "--no-progress"])
+    finally:
+        locked.chmod(0o700)
+    assert exit_info.value.code == 2
+    assert "cannot be written" in capsys.readouterr().err
+
+
+def test_cli_writes_every_output_it_can_when_one_fails(tmp_path, monkeypatch, capsys):
+    measurement = benchmark.Measurement(
+        "relu", "eager", "forward", (2, 3), "float32", "CPU:0", 1, 1, 2
+    )
+    monkeypatch.setattr(benchmark, "run", lambda **kwargs: [measurement])
+
+    def broken_json(measurements, path):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(benchmark, "write_json", broken_json)
+    paths = {kind: tmp_path / f"out.{kind}" for kind in ("json", "csv", "png")}
+    status = benchmark.main(
+        ["--json", str(paths["json"]), "--csv", str(paths["csv"]), "--plot", str(paths["png"])]
+    )
+    assert status == 1
+    assert "disk full" in capsys.readouterr().err
+    assert paths["csv"].read_text().count("\n") == 2
+    assert paths["png"].read_bytes()[:4] == b"\x89PNG"
+
+
+def test_run_measures_each_configuration_once_however_often_it_is_named():
+    measurements = benchmark.run(
+        sizes=["2x3", "2x3", (2, 3)],
+        candidates=["relu", "relu", "where"],
+        modes=["eager", "eager"],
+        passes=["forward"],
+        repeats=1,
+        warmup=0,
+        progress=False,
+    )
+    assert [(m.candidate, m.shape) for m in measurements] == [("relu", (2, 3)), ("where", (2, 3))]
+
+
+def test_variable_shapes_times_both_candidates_on_sizes_prelu_has_not_compiled():
+    result = benchmark.variable_shapes(batch_sizes=3, feature_shape=(2, 3), repeats=2)
+    assert len(result.prelu_seconds) == len(result.where_seconds) == len(result.ratios) == 2
+    assert all(seconds > 0 for seconds in result.prelu_seconds + result.where_seconds)
+    assert result.ratios[0] == pytest.approx(result.prelu_seconds[0] / result.where_seconds[0])
+    assert result.compiled_shapes <= ops._MAX_COMPILED_SHAPES
+    assert "3 distinct batch sizes of [N, 2x3]" in benchmark.format_variable_shapes(result)
+
+
+@pytest.mark.parametrize("kwargs", [{"batch_sizes": 0}, {"repeats": True}, {"feature_shape": (0,)}])
+def test_variable_shapes_rejects_bad_counts(kwargs):
+    with pytest.raises(ValueError):
+        benchmark.variable_shapes(**kwargs)
