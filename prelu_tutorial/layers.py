@@ -48,7 +48,9 @@ class PReLU(keras.layers.Layer):
     ``keras.layers.PReLU`` instead defaults to one alpha per element,
     initialised at 0; give the same arguments explicitly and this layer is a
     drop-in for it, with the same weight shape. Unlike Keras, a negative
-    shared axis counts from the end.
+    shared axis counts from the end, and under mixed precision alpha (kept in
+    float32) gets its gradient summed in float32: Keras casts alpha to float16
+    first, so a large feature map overflows its alpha gradient to ``-inf``.
 
     Args:
         alpha_initializer: Initializer for alpha (an instance or an identifier
@@ -59,10 +61,10 @@ class PReLU(keras.layers.Layer):
         alpha_constraint: Constraint for alpha (an instance or an identifier
             such as ``"non_neg"`` or ``"MaxNorm"``).
         shared_axes: Axes along which alpha is shared, counting the batch as
-            axis 0; an int, a sequence of ints (NumPy integers too), or ``None``. Negative axes
-            count from the end (``-1`` is the last axis). ``None`` shares every
-            axis but the channel axis; ``()`` shares none (one alpha per
-            element, Keras' default).
+            axis 0; an int, a sequence of ints (NumPy integers too), or
+            ``None``. Negative axes count from the end (``-1`` is the last
+            axis). ``None`` shares every axis but the channel axis; ``()``
+            shares none (one alpha per element, Keras' default).
         data_format: ``"channels_last"`` (default) or ``"channels_first"``:
             where the channel axis is when ``shared_axes`` is ``None``.
         **kwargs: Base layer arguments (``name``, ``dtype``, ...).

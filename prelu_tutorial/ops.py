@@ -484,8 +484,9 @@ def _fused_prelu(x: tf.Tensor, alpha: tf.Tensor):
     # In a graph the forward stays differentiable: vectorized_map and jacobian
     # (pfor) rewrite the graph and drop this custom gradient, and then the
     # forward's own derivative, the same values, takes over. (A StopGradient
-    # here made those gradients silently zero.) TensorFlow differentiates the
-    # forward kernel only if asked, so the custom gradient costs nothing more.
+    # here made those gradients silently zero.) In a graph TensorFlow builds
+    # the forward kernel's own gradient only when one is asked of it, which
+    # this custom gradient never does.
     return _fused_forward(x, alpha, shared), gradient
 
 
