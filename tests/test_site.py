@@ -636,10 +636,10 @@ def test_chapter_3_verdict_is_an_html_table(browse):
     assert len(tables) == 1
     rows = tables[0].find_all("tr")
     header = [cell.get_text() for cell in rows[0].find_all(["th", "td"])]
-    assert header[0] == "approach"
-    assert "one PRELU op in TFLite?" in header
-    # One row per approach; every result cell says yes or no.
-    assert [row.th.get_text() for row in rows[1:]][-1] == "pt.PReLU()"
+    # A column per approach, a row per check; every result cell says yes or no.
+    assert header[0] == "check"
+    assert header[-1] == "pt.PReLU()"
+    assert rows[-1].th.get_text() == "one PRELU op in TFLite?"
     assert {cell.get_text() for row in rows[1:] for cell in row.find_all("td")} == {"yes", "no"}
 
 
