@@ -8,6 +8,12 @@ its outputs, and carry no volatile metadata; its file must be exactly what
 cell must install the release that pyproject.toml declares, and its launch
 links must point at its own file in the repository that _config.yml names.
 
+What the reader sees is checked too: no code line and no printed line wider
+than the book's text column (80 characters), one output box per printed result
+(no two adjacent stream outputs of one name), nbval's markers as cell tags and
+never as comments in the code, and every code cell under "Exercises" collapsed
+(tagged ``hide-cell``: code and output behind a toggle).
+
 The checks are plain functions returning a list of problems; the self-tests at
 the end spoil a clean notebook in each way and show the checks catch it.
 """
@@ -15,6 +21,7 @@ the end spoil a clean notebook in each way and show the checks catch it.
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import re
 from pathlib import Path
 
@@ -31,9 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted((ROOT / "book").glob("*.ipynb"))
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 REPOSITORY = PYPROJECT["project"]["urls"]["Repository"]
-PACKAGE_SPEC = (
-    f"{PYPROJECT['project']['name']} @ git+{REPOSITORY}@v{PYPROJECT['project']['version']}"
-)
+NAME, VERSION = PYPROJECT["project"]["name"], PYPROJECT["project"]["version"]
+PACKAGE_SPEC = f"{NAME} @ git+{REPOSITORY}@v{VERSION}"
 BRANCH = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))["repository"]["branch"]
 # Home folders, scratch folders, our work tree, installed packages: none belongs in a book.
 MACHINE_PATH = re.compile(
@@ -42,6 +48,10 @@ MACHINE_PATH = re.compile(
     r"|site-packages|dist-packages"
 )
 KEPT_NOTEBOOK_METADATA = {"kernelspec", "language_info"}
+# The book's text column shows 80 characters of monospace text; a longer line is cut off.
+MAX_LINE = 80
+# A heading line of a Markdown cell: its level and its title.
+HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*$", re.MULTILINE)
 KEPT_CELL_METADATA = {"tags"}
 
 
@@ -97,6 +107,71 @@ def _output_texts(output) -> list[str]:
     ]
 
 
+def _lines(text) -> list[str]:
+    return ("".join(text) if isinstance(text, list) else text).splitlines()
+
+
+def line_length_problems(notebook) -> list[str]:
+    """Finds code lines and printed (stream) lines wider than the text column."""
+    problems = []
+    for index, cell in _code_cells(notebook):
+        texts = [("code", cell.source)] + [
+            (f"{output.name} output", output.text)
+            for output in cell.outputs
+            if output.output_type == "stream"
+        ]
+        for kind, text in texts:
+            for number, line in enumerate(_lines(text), start=1):
+                if len(line) > MAX_LINE:
+                    problems.append(
+                        f"cell {index} {kind} line {number} has {len(line)} characters"
+                        f" (at most {MAX_LINE}): {line[:40]!r}..."
+                    )
+    return problems
+
+
+def stream_box_problems(notebook) -> list[str]:
+    """Finds cells whose printed result is split over adjacent stream outputs (several boxes)."""
+    problems = []
+    for index, cell in _code_cells(notebook):
+        for previous, output in itertools.pairwise(cell.outputs):
+            if (
+                previous.output_type == output.output_type == "stream"
+                and previous.name == output.name
+            ):
+                problems.append(
+                    f"cell {index} has adjacent {output.name} stream outputs (two output boxes)"
+                )
+    return problems
+
+
+def nbval_comment_problems(notebook) -> list[str]:
+    """Finds nbval markers written as comments in the code, where the reader sees them."""
+    return [
+        f"cell {index} has an nbval comment in its code ({line.strip()!r}); use a cell tag"
+        for index, cell in _code_cells(notebook)
+        for line in _lines(cell.source)
+        if "NBVAL_" in line.upper()
+    ]
+
+
+def exercise_problems(notebook) -> list[str]:
+    """Finds code cells under an "Exercises" heading that do not collapse code and output."""
+    problems = []
+    exercise_level = None  # the level of the Exercises heading we are under, if any
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type == "markdown":
+            for hashes, title in HEADING.findall(cell.source):
+                if title.lower().startswith("exercise"):
+                    exercise_level = len(hashes)
+                elif exercise_level is not None and len(hashes) <= exercise_level:
+                    exercise_level = None
+        elif cell.cell_type == "code" and exercise_level is not None:
+            if "hide-cell" not in cell.metadata.get("tags", []):
+                problems.append(f"cell {index} is an exercise solution without the hide-cell tag")
+    return problems
+
+
 def machine_path_problems(notebook) -> list[str]:
     """Finds outputs that print a path of the machine the notebook ran on."""
     problems = []
@@ -140,6 +215,19 @@ def layout_problems(path: Path) -> list[str]:
     return []
 
 
+def _spelled_out(source: str) -> str:
+    """Writes a cell's install spec out in full: ``{REPOSITORY}`` becomes the URL it names.
+
+    The whole spec is longer than the text column, so the Setup cell names the
+    repository in a variable, ``REPOSITORY = "https://..."``, and installs
+    ``f"name @ git+{REPOSITORY}@vX.Y.Z"``; a spec in one string is read as is.
+    """
+    match = re.search(r'^REPOSITORY = "([^"]+)"$', source, re.MULTILINE)
+    if match is None:
+        return source
+    return source.replace('f"', '"').replace("{REPOSITORY}", match.group(1))
+
+
 def setup_problems(notebook) -> list[str]:
     """Checks that the first code cell installs the release that pyproject.toml declares."""
     cells = _code_cells(notebook)
@@ -149,10 +237,10 @@ def setup_problems(notebook) -> list[str]:
     problems = []
     if 'importlib.util.find_spec("prelu_tutorial") is None' not in setup:
         problems.append("the Setup cell does not install only when prelu_tutorial is missing")
-    if f'"{PACKAGE_SPEC}"' not in setup:
+    if f'"{PACKAGE_SPEC}"' not in _spelled_out(setup):
         problems.append(f"the Setup cell does not install {PACKAGE_SPEC!r}")
     for index, cell in cells:
-        for spec in re.findall(r"[\w-]+ @ git\+\S+?(?=[\"'\s])", cell.source):
+        for spec in re.findall(r"[\w-]+ @ git\+\S+?(?=[\"'\s])", _spelled_out(cell.source)):
             if spec != PACKAGE_SPEC:
                 problems.append(f"cell {index} installs {spec!r}, not {PACKAGE_SPEC!r}")
     return problems
@@ -178,6 +266,10 @@ def notebook_problems(path: Path) -> list[str]:
         *error_problems(notebook),
         *machine_path_problems(notebook),
         *metadata_problems(notebook),
+        *line_length_problems(notebook),
+        *stream_box_problems(notebook),
+        *nbval_comment_problems(notebook),
+        *exercise_problems(notebook),
         *layout_problems(path),
         *setup_problems(notebook),
         *launch_link_problems(notebook, path),
@@ -199,6 +291,10 @@ NOTEBOOK_CHECKS = {
     "stores errors only where it means to": error_problems,
     "outputs show no machine paths": machine_path_problems,
     "has no volatile metadata": metadata_problems,
+    "fits the text column": line_length_problems,
+    "shows one box per printed result": stream_box_problems,
+    "keeps nbval markers in tags": nbval_comment_problems,
+    "collapses exercise solutions": exercise_problems,
 }
 
 
@@ -230,10 +326,11 @@ import importlib.util
 import subprocess
 import sys
 
+REPOSITORY = "{REPOSITORY}"
 if importlib.util.find_spec("prelu_tutorial") is None:
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet",
-         "{PACKAGE_SPEC}"],
+         f"{NAME} @ git+{{REPOSITORY}}@v{VERSION}"],
         check=True,
     )"""
 
@@ -269,6 +366,13 @@ def _clean_notebook(book: Path) -> Path:
                         "error", ename="ValueError", evalue="alpha", traceback=["ValueError: alpha"]
                     )
                 ],
+            ),
+            nbformat.v4.new_markdown_cell("## Exercises\n\n1. What is PReLU(-4) for alpha 0.25?"),
+            nbformat.v4.new_code_cell(
+                "print(0.25 * -4.0)",
+                execution_count=4,
+                metadata={"tags": ["hide-cell"]},
+                outputs=[nbformat.v4.new_output("stream", name="stdout", text="-1.0\n")],
             ),
         ]
     )
@@ -327,11 +431,31 @@ def _spoil_stderr(notebook):
 
 
 def _spoil_release(notebook):
-    notebook.cells[2].source = notebook.cells[2].source.replace(PACKAGE_SPEC, f"{PACKAGE_SPEC}-old")
+    notebook.cells[2].source = notebook.cells[2].source.replace(f"@v{VERSION}", "@v0.0.1")
 
 
 def _spoil_colab_link(notebook):
     notebook.cells[1].source = notebook.cells[1].source.replace("99_sample", "98_other", 1)
+
+
+def _spoil_long_code_line(notebook):
+    notebook.cells[3].source = "x = " + "1 + " * 19 + "1"
+
+
+def _spoil_long_output_line(notebook):
+    notebook.cells[3].outputs[0].text = "0.5 " * 20 + "1\n"
+
+
+def _spoil_two_boxes(notebook):
+    notebook.cells[3].outputs.append(nbformat.v4.new_output("stream", name="stdout", text="1\n"))
+
+
+def _spoil_nbval_comment(notebook):
+    notebook.cells[3].source = "# NBVAL_IGNORE_OUTPUT\n" + notebook.cells[3].source
+
+
+def _spoil_visible_solution(notebook):
+    notebook.cells[6].metadata["tags"] = ["hide-input"]
 
 
 SPOILERS = {
@@ -347,6 +471,11 @@ SPOILERS = {
     "stderr log lines": (_spoil_stderr, "stores stderr"),
     "another release": (_spoil_release, "does not install"),
     "colab link to another file": (_spoil_colab_link, "no link to"),
+    "code line over 80 characters": (_spoil_long_code_line, "code line 1 has 81 characters"),
+    "printed line over 80 characters": (_spoil_long_output_line, "stdout output line 1 has 81"),
+    "one result in two boxes": (_spoil_two_boxes, "adjacent stdout stream outputs"),
+    "nbval marker as a comment": (_spoil_nbval_comment, "nbval comment in its code"),
+    "exercise solution shown": (_spoil_visible_solution, "without the hide-cell tag"),
 }
 
 
@@ -363,6 +492,23 @@ def test_spoiled_notebook_is_reported(tmp_path, spoiler):
     nbformat.write(notebook, str(path))
     problems = notebook_problems(path)
     assert any(message in problem for problem in problems), problems
+
+
+def test_lines_of_80_characters_fit_the_text_column(tmp_path):
+    notebook = _read(_clean_notebook(tmp_path))
+    notebook.cells[3].source = "x = " + "1 + " * 18 + "1234"
+    notebook.cells[3].outputs[0].text = "0.5 " * 19 + "1234\n"
+    assert line_length_problems(notebook) == []
+
+
+def test_setup_with_the_spec_in_one_string_installs_the_release(tmp_path):
+    notebook = _read(_clean_notebook(tmp_path))
+    notebook.cells[2].source = (
+        "import importlib.util\n"
+        'if importlib.util.find_spec("prelu_tutorial") is None:\n'
+        f'    pip_install("{PACKAGE_SPEC}")'
+    )
+    assert setup_problems(notebook) == []
 
 
 def test_notebook_saved_by_another_tool_is_reported(tmp_path):

@@ -8,9 +8,12 @@ are in and MathJax has finished, the tests read what the reader got: the page
 rendered its title, asked no other host for anything, loaded every file and
 image it asked for, ran its scripts without an uncaught exception, typeset its
 math, shows every plot its notebook stores, links to Colab for the right
-notebook, and shows no traceback that the chapter did not mean to show.
-Screenshots of the landing page and of the first chapter are saved in
-``_build/screenshots/``.
+notebook, and shows no traceback that the chapter did not mean to show. They
+also read the page as a reader does: no Markdown table left as raw pipe text,
+no character that needs an emoji font, no nbval marker in sight, every
+exercise solution (code and output) behind a closed toggle, and chapter 3's
+verdict rendered as an HTML table. Screenshots of the landing page and of the
+first chapter are saved in ``_build/screenshots/``.
 
 Chromium comes from Debian's ``chromium`` package (the ``CHROMIUM`` variable
 names another binary, such as ``google-chrome``). Without it the browser tests
@@ -406,6 +409,73 @@ def _letters(text: str) -> str:
     return re.sub(r"[^0-9a-z]", "", text.lower())
 
 
+# A Markdown table's rule row, |---|---| or | :--- | ---: |, left in the text of a paragraph.
+PIPE_TABLE_RULE = re.compile(r"\|\s*:?-{3,}:?\s*\|")
+# Dingbats, symbols and pictographs: glyphs a reader without an emoji font sees as empty boxes.
+EMOJI = re.compile("[\u2600-\u27bf\u2b00-\u2bff\U0001f000-\U0001faff]")
+
+
+def raw_pipe_table_problems(article) -> list[str]:
+    """Finds paragraphs that hold a Markdown table the build did not turn into a <table>."""
+    return [
+        f"raw pipe table: {element.get_text()[:80]!r}"
+        for element in article.find_all(["p", "li"])
+        if PIPE_TABLE_RULE.search(element.get_text())
+    ]
+
+
+def emoji_problems(article) -> list[str]:
+    """Finds characters that only an emoji font draws."""
+    return [
+        f"emoji {match.group()!r} (U+{ord(match.group()):04X}) in {text.strip()[:60]!r}"
+        for text in article.find_all(string=True)
+        for match in EMOJI.finditer(text)
+    ]
+
+
+def nbval_marker_problems(article) -> list[str]:
+    """Finds nbval markers (``# NBVAL_...`` comments) that the page shows."""
+    return [
+        f"nbval marker in view: {text.strip()[:80]!r}"
+        for text in article.find_all(string=True)
+        if "NBVAL_" in text
+    ]
+
+
+def _exercise_sections(article) -> list:
+    return [
+        section
+        for section in article.find_all("section")
+        if (heading := section.find(re.compile(r"^h[1-6]$"))) is not None
+        and heading.get_text().strip().lower().startswith("exercise")
+    ]
+
+
+def uncollapsed_solution_problems(article) -> list[str]:
+    """Finds code or output of an exercise cell that is not inside a closed <details> toggle.
+
+    Jupyter Book renders a cell tagged ``hide-cell`` as ``<details class="hide ...">``
+    around the cell's input and output; ``hide-input`` folds only the code away.
+    """
+    problems = []
+    for section in _exercise_sections(article):
+        for cell in section.select("div.cell"):
+            for part in cell.select(".cell_input, .cell_output"):
+                toggle = part.find_parent("details")
+                if toggle is None or toggle.has_attr("open") or cell not in toggle.parents:
+                    kind = "code" if "cell_input" in part["class"] else "output"
+                    problems.append(f"exercise {kind} in view: {part.get_text().strip()[:60]!r}")
+    return problems
+
+
+READER_CHECKS = {
+    "no raw pipe table": raw_pipe_table_problems,
+    "no emoji": emoji_problems,
+    "no nbval marker": nbval_marker_problems,
+    "solutions collapsed": uncollapsed_solution_problems,
+}
+
+
 def _source_title(docname: str) -> str:
     if docname in NOTEBOOKS:
         notebook = nbformat.read(ROOT / f"{docname}.ipynb", as_version=4)
@@ -546,6 +616,76 @@ def test_page_shows_no_unintended_traceback(browse, docname):
     assert "Traceback (most recent call last)" not in prose
     # Docutils shows a markup error in the page itself when it cannot parse something.
     assert article.select(".system-message, .problematic") == []
+
+
+@pytest.mark.parametrize("docname", DOCNAMES)
+@pytest.mark.parametrize("check", READER_CHECKS.values(), ids=READER_CHECKS.keys())
+def test_page_reads_as_meant(browse, docname, check):
+    assert check(_article(browse(f"{docname}.html"))) == []
+
+
+def test_chapter_3_verdict_is_an_html_table(browse):
+    article = _article(browse("book/03_the_stack_overflow_answers.html"))
+    verdict = next(
+        section
+        for section in article.find_all("section")
+        if (heading := section.find("h2")) is not None
+        and heading.get_text().startswith("The verdict")
+    )
+    tables = verdict.select(".cell_output table")
+    assert len(tables) == 1
+    rows = tables[0].find_all("tr")
+    header = [cell.get_text() for cell in rows[0].find_all(["th", "td"])]
+    # A column per approach, a row per check; every result cell says yes or no.
+    assert header[0] == "check"
+    assert header[-1] == "pt.PReLU()"
+    assert rows[-1].th.get_text() == "one PRELU op in TFLite?"
+    assert {cell.get_text() for row in rows[1:] for cell in row.find_all("td")} == {"yes", "no"}
+
+
+# Pages as jupyter-book 1.0 renders them, cut down to what the reader checks look at.
+HIDE_CELL = """<section id="exercises"><h2>Exercises</h2><ol><li>Why?</li></ol>
+<div class="cell tag_hide-cell docutils container"><details class="admonition hide above-input">
+<summary aria-label="Toggle hidden content"><p>Show code cell content</p></summary>
+<div class="cell_input docutils container"><pre>print(1)</pre></div>
+<div class="cell_output docutils container"><pre>1</pre></div></details></div></section>"""
+HIDE_INPUT = """<section id="exercises"><h2>Exercises</h2><ol><li>Why?</li></ol>
+<div class="cell tag_hide-input docutils container"><details class="hide above-input">
+<summary aria-label="Toggle hidden content">Show code cell source</summary>
+<div class="cell_input docutils container"><pre>print(1)</pre></div></details>
+<div class="cell_output docutils container"><pre>1</pre></div></div></section>"""
+SPOILED_PAGES = {
+    "raw pipe table": (
+        "<p>| approach | ok |\n|---|---|\n| answer 1 | yes |</p>",
+        raw_pipe_table_problems,
+    ),
+    "emoji": ("<table><tr><td>\u2705 yes</td><td>\u274c no</td></tr></table>", emoji_problems),
+    "nbval marker": ("<pre># NBVAL_IGNORE_OUTPUT\nprint(1)</pre>", nbval_marker_problems),
+    "solution under hide-input": (HIDE_INPUT, uncollapsed_solution_problems),
+    "solution opened": (
+        HIDE_CELL.replace("<details class", "<details open class"),
+        uncollapsed_solution_problems,
+    ),
+}
+
+
+def _snippet(html: str):
+    return BeautifulSoup(f'<article class="bd-article">{html}</article>', "html.parser").article
+
+
+@pytest.mark.parametrize("spoiled", SPOILED_PAGES.values(), ids=SPOILED_PAGES.keys())
+def test_reader_check_reports_spoiled_page(spoiled):
+    html, check = spoiled
+    assert check(_snippet(html)) != []
+
+
+def test_reader_checks_pass_a_clean_page():
+    clean = _snippet(
+        HIDE_CELL + "<table><tr><th>approach</th><td>yes</td></tr></table><pre>a | b</pre>"
+    )
+    assert {name: check(clean) for name, check in READER_CHECKS.items()} == {
+        name: [] for name in READER_CHECKS
+    }
 
 
 @pytest.mark.parametrize(
