@@ -351,11 +351,11 @@ def to_onnx(model: Any, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
         if any("PartitionedCall" in node for node in unsupported):
             hint = (
                 " A PartitionedCall is a compiled TensorFlow function, such as pt.prelu's "
-                "XLA kernel: pass the keras.Model that holds the PReLU layers (to_onnx "
-                "traces them as PRelu), or compute PReLU with pt.ops.prelu_keras."
+                "XLA kernel called outside a PReLU layer: use pt.PReLU layers (to_onnx "
+                "exports each as PRelu) or compute PReLU with pt.ops.prelu_keras."
             )
         raise ValueError(
-            f"to_onnx: ONNX has no op for {len(unsupported)} node(s): "
+            f"to_onnx: ONNX has no op for these nodes (each named by its layer's path): "
             f"{', '.join(unsupported)}.{hint}"
         )
     prelu_names = [node.name for node in onnx_model.graph.node if node.op_type == "PRelu"]
