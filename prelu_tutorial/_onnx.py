@@ -271,6 +271,26 @@ def _tidy_prelu_nodes(model) -> None:
         node.input[1] = f"{node.name}/slope"
 
 
+def _name_batch_dimension(model, output_too: bool) -> None:
+    """Calls the input's unknown first dimension "batch", everywhere it appears.
+
+    tf2onnx names each unknown size ``unk__<n>``, the output's apart from the
+    input's; readers of the file (and tools such as Netron) show the name, so
+    it says what the axis is. ``output_too`` also renames the output's first
+    dimension (a Keras model's output starts with the batch axis).
+    """
+    graph = model.graph
+    symbols = set()
+    for info, wanted in ((graph.input[0], True), (graph.output[0], output_too)):
+        dims = info.type.tensor_type.shape.dim
+        if wanted and dims and not dims[0].HasField("dim_value") and dims[0].dim_param:
+            symbols.add(dims[0].dim_param)
+    for info in [*graph.input, *graph.output, *graph.value_info]:
+        for dim in info.type.tensor_type.shape.dim:
+            if dim.dim_param in symbols:
+                dim.dim_param = "batch"
+
+
 def _unsupported_nodes(model) -> list[str]:
     """Nodes whose op the ONNX standard does not define (tf2onnx keeps them as it found them)."""
     import onnx
@@ -293,9 +313,9 @@ def to_onnx(model: Any, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
     ``PRelu``'s unidirectional broadcasting (alpha without its leading axes of
     size 1: ``[C]`` channels-last, ``[C, 1, 1]`` channels-first). The
     variables are frozen into the file; an unknown batch size (``None``)
-    stays a symbolic dimension. The same five-node pattern with a constant,
-    finite slope is fused in a ``tf.function`` too (for example one that calls
-    ``pt.ops.prelu_keras``).
+    stays unknown, as the symbolic dimension ``"batch"``. The same five-node
+    pattern with a constant, finite slope is fused in a ``tf.function`` too
+    (for example one that calls ``pt.ops.prelu_keras``).
 
     Args:
         model: A ``keras.Model`` with exactly one input, or a ``tf.function``
@@ -370,6 +390,7 @@ def to_onnx(model: Any, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
             f"node; tf2onnx {tf2onnx.__version__} wrote their formula in an unexpected form."
         )
     _tidy_prelu_nodes(onnx_model)
+    _name_batch_dimension(onnx_model, output_too=isinstance(model, keras.Model))
     onnx_model.producer_name = "prelu_tutorial.export.to_onnx (tf2onnx)"
     onnx.checker.check_model(onnx_model)
     return onnx_model

@@ -94,7 +94,9 @@ def test_unknown_batch_size_stays_symbolic_and_runs_any_batch():
     model, layer = _prelu_model((6,))
     onnx_model = to_onnx(model)
     batch = onnx_model.graph.input[0].type.tensor_type.shape.dim[0]
-    assert not batch.HasField("dim_value") and batch.dim_param
+    assert not batch.HasField("dim_value") and batch.dim_param == "batch"
+    output_batch = onnx_model.graph.output[0].type.tensor_type.shape.dim[0]
+    assert output_batch.dim_param == "batch"
     for size in (1, 7):
         x = _inputs((size, 6), seed=size)
         np.testing.assert_array_equal(
