@@ -303,3 +303,15 @@ def test_importing_the_package_does_not_import_the_onnx_packages():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_unknown_spatial_sizes_keep_one_prelu_node_and_run_any_size():
+    inputs = keras.Input((None, None, 2))
+    layer = pt.PReLU()
+    model = keras.Model(inputs, layer(keras.layers.Conv2D(2, 1)(inputs)))
+    layer.alpha.assign([[[-0.4, 1.7]]])
+    onnx_model = to_onnx(model)
+    assert onnx_ops(onnx_model).count("PRelu") == 1
+    for shape in ((1, 3, 5, 2), (2, 6, 4, 2)):
+        x = np.random.default_rng(sum(shape)).uniform(-3, 3, shape).astype(np.float32)
+        np.testing.assert_allclose(run_onnx(onnx_model, x), model(x).numpy(), rtol=1e-5, atol=1e-6)
