@@ -6,9 +6,10 @@ TensorFlow PReLU into ONNX's own ``PRelu`` op: ``keras.layers.PReLU`` arrives
 as five nodes (Relu, Neg, Relu, Mul, Add), and ``pt.PReLU``'s XLA-compiled
 kernel as a ``PartitionedCall`` that no ONNX runtime can run. So the export
 traces every PReLU layer through Keras' formula
-``relu(x) + (-alpha) * relu(-x)``, lets tf2onnx write its five nodes, and then
-replaces each such group by one ``PRelu`` node; it checks that every layer
-call became exactly one.
+``relu(x) + (-alpha) * relu(-x)`` and gives tf2onnx one more rewrite rule,
+which turns that formula into one ``PRelu`` node before tf2onnx maps the
+remaining TensorFlow ops to ONNX; then it checks that every layer call became
+exactly one ``PRelu``.
 
 tf2onnx, onnx and onnxruntime are optional (``pip install
 "prelu-tutorial[onnx]"``) and imported only when these functions are called.
@@ -109,8 +110,12 @@ def _function_spec(function: Any) -> tf.TensorSpec:
 
 def _prelu_layers(model: keras.Model) -> list[keras.layers.Layer]:
     """Every PReLU layer in the model, nested models and layers included."""
-    # pylint: disable-next=protected-access
-    found = [layer for layer in model._flatten_layers() if isinstance(layer, _PRELU_LAYERS)]
+    # Keras has no public walk over nested layers; _flatten_layers is what Model.layers uses.
+    found = [
+        layer
+        for layer in model._flatten_layers(include_self=False)
+        if isinstance(layer, _PRELU_LAYERS)
+    ]
     for layer in found:
         if not layer.built:
             raise ValueError(
@@ -122,7 +127,7 @@ def _prelu_layers(model: keras.Model) -> list[keras.layers.Layer]:
             raise ValueError(
                 f"to_onnx: PReLU layer {layer.name!r} has a non-finite alpha "
                 f"({int(np.sum(~np.isfinite(alpha)))} of {alpha.size} values are inf or NaN). "
-                "Export needs finite slopes; the model's training diverged."
+                "to_onnx exports finite slopes only; the training probably diverged."
             )
     return found
 

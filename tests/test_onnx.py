@@ -315,3 +315,10 @@ def test_unknown_spatial_sizes_keep_one_prelu_node_and_run_any_size():
     for shape in ((1, 3, 5, 2), (2, 6, 4, 2)):
         x = np.random.default_rng(sum(shape)).uniform(-3, 3, shape).astype(np.float32)
         np.testing.assert_allclose(run_onnx(onnx_model, x), model(x).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_missing_onnx_packages_give_an_import_error_with_the_install_line(monkeypatch):
+    model, _ = _prelu_model((3,))
+    monkeypatch.setitem(sys.modules, "tf2onnx", None)  # what an absent package looks like
+    with pytest.raises(ImportError, match=r'pip install "prelu-tutorial\[onnx\]"'):
+        to_onnx(model)
