@@ -1,5 +1,6 @@
 """Tests for the ONNX export: pt.export.to_onnx, onnx_ops and run_onnx."""
 
+import functools
 import subprocess
 import sys
 
@@ -7,6 +8,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import prelu_tutorial as pt
 from prelu_tutorial.export import DEFAULT_OPSET, onnx_ops, run_onnx, to_onnx
@@ -322,3 +326,23 @@ def test_missing_onnx_packages_give_an_import_error_with_the_install_line(monkey
     monkeypatch.setitem(sys.modules, "tf2onnx", None)  # what an absent package looks like
     with pytest.raises(ImportError, match=r'pip install "prelu-tutorial\[onnx\]"'):
         to_onnx(model)
+
+
+@functools.cache
+def _exported_dense_layer():
+    """A channel-wise layer on rank-2 inputs with slopes 0, -0.4 and 1.7, and its ONNX file."""
+    model, layer = _prelu_model((3,), slopes=[0.0, -0.4, 1.7])
+    return layer.alpha.numpy(), to_onnx(model).SerializeToString()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    hnp.arrays(
+        np.float32,
+        st.tuples(st.integers(1, 16), st.just(3)),
+        elements=st.floats(width=32, allow_nan=True, allow_infinity=True),
+    )
+)
+def test_onnx_runtime_gives_the_definition_for_every_float32_input(x):
+    alpha, blob = _exported_dense_layer()
+    np.testing.assert_array_equal(run_onnx(blob, x), pt.ops.prelu_numpy(x, alpha))
