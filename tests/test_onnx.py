@@ -345,4 +345,7 @@ def _exported_dense_layer():
 )
 def test_onnx_runtime_gives_the_definition_for_every_float32_input(x):
     alpha, blob = _exported_dense_layer()
-    np.testing.assert_array_equal(run_onnx(blob, x), pt.ops.prelu_numpy(x, alpha))
+    # 1.7 * x overflows to -inf near float32's largest values, as it should.
+    with np.errstate(over="ignore"):
+        expected = pt.ops.prelu_numpy(x, alpha)
+    np.testing.assert_array_equal(run_onnx(blob, x), expected)
