@@ -377,3 +377,11 @@ def run_tflite(blob: bytes, x: Any) -> np.ndarray:
         scale, zero_point = output_detail["quantization"]
         y = (y.astype(np.float32) - zero_point) * scale
     return y.astype(np.float32)
+
+
+# ONNX -------------------------------------------------------------------------
+# The ONNX export lives in its own module (tf2onnx, onnx and onnxruntime are an
+# optional extra, imported only when these functions are called).
+from prelu_tutorial._onnx import DEFAULT_OPSET, onnx_ops, run_onnx, to_onnx  # noqa: E402
+
+__all__ += ["DEFAULT_OPSET", "onnx_ops", "run_onnx", "to_onnx"]
