@@ -258,6 +258,8 @@ class _Worker:
     paused_at: int | None = None
     done: bool = False
     lines: list[str] = field(default_factory=list)
+    exception: str | None = None
+    in_traceback: bool = False
 
     def read_new_lines(self) -> list[str]:
         with open(self.log_path, encoding="utf-8", errors="replace") as log:
@@ -267,22 +269,18 @@ class _Worker:
         text = self.partial_line + text
         *complete, self.partial_line = text.split("\n")
         self.lines = (self.lines + complete)[-200:]
+        for line in complete:
+            # A traceback's frames are indented; its first unindented line names the exception.
+            if line.startswith("Traceback (most recent call last)"):
+                self.in_traceback = True
+            elif self.in_traceback and line and not line.startswith((" ", "\t")):
+                self.exception, self.in_traceback = line.rstrip(), False
         return complete
 
     def tail(self) -> list[str]:
         self.read_new_lines()
         lines = self.lines + ([self.partial_line] if self.partial_line else [])
         return [line.rstrip() for line in lines if line.strip()][-LOG_TAIL_LINES:]
-
-
-def _last_exception(lines: Sequence[str]) -> str | None:
-    """The first line of the last Python exception in a log, e.g. ``"ValueError: ..."``."""
-    for index in range(len(lines) - 1, -1, -1):
-        if lines[index].startswith("Traceback (most recent call last)"):
-            for line in lines[index + 1:]:
-                if not line.startswith((" ", "\t")):
-                    return line.rstrip()
-    return None
 
 
 def _alive(pid: int) -> bool:
@@ -342,11 +340,12 @@ def run_workers(
 
     A worker reports through lines of its log (standard output and error,
     written to ``log_dir/worker-<i>.log``) that start with ``MARKER``:
-    ``started`` (Python is up), ``joined`` (the strategy connected to every
-    worker), ``step <n>`` after each step, ``paused <n>`` when it waits for the
-    launcher's SIGKILL, ``epoch <text>`` (relayed to ``progress`` from worker 0)
-    and ``done``. Every worker runs in its own session, so stopping a worker
-    kills its whole process group, children included.
+    ``started`` (TensorFlow is imported, the strategy is next), ``joined``
+    (the strategy connected to every worker), ``step <n>`` after each step,
+    ``paused <n>`` when it waits for the launcher's SIGKILL, ``epoch <text>``
+    (relayed to ``progress`` from worker 0) and ``done``. Every worker runs in
+    its own session, so stopping a worker kills its whole process group,
+    children included.
 
     Args:
         commands: One command line per worker.
@@ -415,9 +414,7 @@ def run_workers(
                 returncode = worker.process.poll()
                 if returncode is not None and (returncode != 0 or not worker.done):
                     tail = worker.tail()
-                    raise WorkerError(
-                        worker.index, returncode, tail, _last_exception(worker.lines)
-                    )
+                    raise WorkerError(worker.index, returncode, tail, worker.exception)
             if all(worker.process.poll() == 0 and worker.done for worker in workers):
                 return _Outcome(killed=None)
             if now - start > join_timeout and not all(w.joined for w in workers):
@@ -844,7 +841,7 @@ def train(
                 record["seconds"] = time.monotonic() - attempt_start
                 if attempt == max_restarts:
                     raise
-                say(f"{record['ended']}; restarting from the last checkpoint")
+                say(f"{record['ended']}; restarting")
                 continue
             record["seconds"] = time.monotonic() - attempt_start
             if outcome.killed is None:
@@ -855,7 +852,7 @@ def train(
             pause = None
             if attempt == max_restarts:
                 raise WorkerError(worker, -signal.SIGKILL, outcome.killed_tail)
-            say(f"{record['ended']}; restarting all workers from the last checkpoint")
+            say(f"{record['ended']}; restarting")
         results = [
             json.loads((workdir / f"result-{index}.json").read_text()) for index in range(workers)
         ]
