@@ -70,6 +70,7 @@ __all__ = [
     "main",
     "run_workers",
     "tf_config",
+    "total_steps",
     "train",
     "train_single_process",
 ]
@@ -281,21 +282,6 @@ class _Worker:
         self.read_new_lines()
         lines = self.lines + ([self.partial_line] if self.partial_line else [])
         return [line.rstrip() for line in lines if line.strip()][-LOG_TAIL_LINES:]
-
-
-def _alive(pid: int) -> bool:
-    """Tells whether a process exists and is not a zombie (read from /proc, no psutil)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def _stop(workers: Sequence[_Worker], grace_seconds: float = 3.0) -> None:
