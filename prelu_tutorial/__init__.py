@@ -2,7 +2,7 @@
 
 ``import prelu_tutorial as pt`` gives :func:`pt.prelu`, :class:`pt.PReLU` and
 the submodules ``pt.ops``, ``pt.layers``, ``pt.compat_v1``, ``pt.benchmark``,
-``pt.devices``, ``pt.export``, ``pt.plotting`` and ``pt.data``.
+``pt.devices``, ``pt.distribute``, ``pt.export``, ``pt.plotting`` and ``pt.data``.
 """
 
 import importlib
@@ -17,6 +17,7 @@ __all__ = [
     "compat_v1",
     "data",
     "devices",
+    "distribute",
     "export",
     "layers",
     "ops",
@@ -27,8 +28,9 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    # Loaded on first use, so that `python -m prelu_tutorial.benchmark` does not
-    # find the module already imported by the package (runpy warns about that).
-    if name == "benchmark":
-        return importlib.import_module("prelu_tutorial.benchmark")
+    # Loaded on first use, so that `python -m prelu_tutorial.benchmark` (or
+    # .distribute) does not find the module already imported by the package
+    # (runpy warns about that).
+    if name in ("benchmark", "distribute"):
+        return importlib.import_module(f"prelu_tutorial.{name}")
     raise AttributeError(f"module 'prelu_tutorial' has no attribute {name!r}")
