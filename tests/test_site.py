@@ -257,6 +257,8 @@ class Page:
     broken_images: list[str]
     # Uncaught JavaScript exceptions.
     script_errors: list[str]
+    # The first line of every visible code or output block the text column cuts off.
+    clipped_blocks: list[str]
 
 
 # Settles once the page's fonts are in and MathJax has typeset it (if the page loads MathJax).
@@ -270,6 +272,15 @@ SETTLED = """(async () => {
 BROKEN_IMAGES = (
     "[...document.images].filter(i => !(i.complete && i.naturalWidth > 0))"
     ".map(i => i.getAttribute('src'))"
+)
+
+
+# Code and output blocks wider than their box (the reader would have to scroll sideways).
+# Tracebacks shown on purpose may be wide; closed toggles have no width to measure.
+CLIPPED_BLOCKS = (
+    "[...document.querySelectorAll('article.bd-article pre')]"
+    ".filter(p => !p.closest('.tag_raises-exception') && p.scrollWidth > p.clientWidth + 1)"
+    ".map(p => p.textContent.trim().split('\\n')[0].slice(0, 100))"
 )
 
 
@@ -291,6 +302,7 @@ def _open_page(browser: DevTools, url: str, screenshot: Path | None) -> Page:
     browser.wait_for_network_idle(session)
     html = browser.evaluate("document.documentElement.outerHTML", session)
     broken_images = browser.evaluate(BROKEN_IMAGES, session)
+    clipped_blocks = browser.evaluate(CLIPPED_BLOCKS, session)
     if screenshot is not None:
         data = browser.send("Page.captureScreenshot", {"format": "png"}, session)["data"]
         screenshot.write_bytes(base64.b64decode(data))
@@ -311,7 +323,9 @@ def _open_page(browser: DevTools, url: str, screenshot: Path | None) -> Page:
             details = params["exceptionDetails"]
             script_errors.append(details.get("exception", {}).get("description", details["text"]))
     requests = [(url, outcomes.get(request_id, "no answer")) for request_id, url in urls.items()]
-    return Page(BeautifulSoup(html, "html.parser"), requests, broken_images, script_errors)
+    return Page(
+        BeautifulSoup(html, "html.parser"), requests, broken_images, script_errors, clipped_blocks
+    )
 
 
 def _find_chromium() -> str | None:
@@ -544,6 +558,11 @@ def test_page_runs_its_scripts_without_errors(browse, docname):
         if error not in KNOWN_SCRIPT_ERRORS
     ]
     assert errors == []
+
+
+@pytest.mark.parametrize("docname", DOCNAMES)
+def test_page_cuts_off_no_code_or_output_line(browse, docname):
+    assert browse(f"{docname}.html").clipped_blocks == []
 
 
 @pytest.mark.parametrize("docname", DOCNAMES)
