@@ -9,7 +9,9 @@ the memory bandwidth allows) in three modes (``eager``, ``function`` =
 forward pass alone and for the forward pass plus both gradients.
 
 Each timing is the median of interleaved repeats taken after warm-up, so a
-burst of load from elsewhere touches every candidate alike. Results carry the
+burst of load from elsewhere touches every candidate alike, with the first and
+third quartiles of the repeats beside it (the inter-quartile range, the spread
+to read a difference against). Results carry the
 ratio to ``tf.nn.relu`` in the same mode, pass and size, and the effective
 bandwidth: the bytes the ideal kernel moves (forward: read x, write y;
 backward: read x and the upstream gradient, write dx) over the median time.
@@ -28,7 +30,6 @@ import json
 import math
 import os
 import re
-import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -101,6 +102,9 @@ class Measurement:
         median_ms: Median time of one call, in milliseconds.
         ratio_to_relu: ``median_ms`` over ReLU's in the same mode, pass and size.
         gb_per_s: Bytes the ideal kernel moves over the median time, in GB/s.
+        q1_ms: First quartile of the repeats' times, in milliseconds.
+        q3_ms: Third quartile; ``q1_ms`` to ``q3_ms`` is the inter-quartile
+            range, where the middle half of the repeats fell.
     """
 
     candidate: str
@@ -112,6 +116,8 @@ class Measurement:
     median_ms: float
     ratio_to_relu: float
     gb_per_s: float
+    q1_ms: float = math.nan
+    q3_ms: float = math.nan
 
 
 def parse_size(size: str | Sequence[int]) -> tuple[int, ...]:
@@ -207,8 +213,8 @@ def _measure_size(
     repeats: int,
     warmup: int,
     progbar: keras.utils.Progbar | None,
-) -> dict[tuple[str, str, str], float]:
-    """Median seconds per call of each (candidate, mode, passes) on one size."""
+) -> dict[tuple[str, str, str], tuple[float, float, float]]:
+    """Quartiles (q1, median, q3) of the seconds per call of each (candidate, mode, passes)."""
     rng = np.random.default_rng(0)
     x = tf.constant(rng.standard_normal(shape), dtype)
     upstream = tf.constant(rng.standard_normal(shape), dtype)
@@ -237,7 +243,10 @@ def _measure_size(
             samples[key].append(_sample(calls[key], numbers[key]))
             if progbar is not None:
                 progbar.add(1)
-    return {key: statistics.median(times) for key, times in samples.items()}
+    return {
+        key: tuple(float(q) for q in np.percentile(times, [25, 50, 75]))
+        for key, times in samples.items()
+    }
 
 
 def run(
@@ -263,7 +272,8 @@ def run(
         candidates: A subset of :data:`CANDIDATES`.
         modes: A subset of :data:`MODES`.
         passes: A subset of :data:`PASSES`.
-        repeats: Interleaved samples per configuration; the median is kept.
+        repeats: Interleaved samples per configuration; the median and the
+            quartiles are kept.
         warmup: Untimed calls per configuration first (tracing, compiling).
         progress: Show a ``keras.utils.Progbar`` on stdout.
 
@@ -312,16 +322,16 @@ def run(
     logger.setLevel("ERROR")
     try:
         with tf.device(device_name):
-            medians_by_shape = [
+            quartiles_by_shape = [
                 _measure_size(shape, tf_dtype, configs, repeats, warmup, progbar)
                 for shape in shapes
             ]
     finally:
         logger.setLevel(level)
-    for shape, medians in zip(shapes, medians_by_shape, strict=True):
+    for shape, quartiles in zip(shapes, quartiles_by_shape, strict=True):
         tensor_bytes = math.prod(shape) * tf_dtype.size
         for candidate, mode, pass_ in configs:
-            seconds = medians[candidate, mode, pass_]
+            first, seconds, third = quartiles[candidate, mode, pass_]
             measurements.append(
                 Measurement(
                     candidate=candidate,
@@ -331,8 +341,10 @@ def run(
                     dtype=dtype,
                     device=device_name.lstrip("/"),
                     median_ms=seconds * 1e3,
-                    ratio_to_relu=seconds / medians["relu", mode, pass_],
+                    ratio_to_relu=seconds / quartiles["relu", mode, pass_][1],
                     gb_per_s=_TENSORS_MOVED[pass_] * tensor_bytes / seconds / 1e9,
+                    q1_ms=first * 1e3,
+                    q3_ms=third * 1e3,
                 )
             )
     return measurements
@@ -341,7 +353,9 @@ def run(
 def format_table(measurements: Sequence[Measurement]) -> str:
     """A plain-text table: one block per size and pass, one row per candidate.
 
-    Each mode's column reads ``milliseconds  ratio-to-relu  GB/s``.
+    Each mode's column reads ``median-ms  q1-q3  ratio-to-relu  GB/s``: the
+    median time, the inter-quartile range of the repeats (both in
+    milliseconds), the median's ratio to ReLU's and the bandwidth.
 
     Args:
         measurements: As returned by :func:`run`.
@@ -359,17 +373,20 @@ def format_table(measurements: Sequence[Measurement]) -> str:
         ]
         modes = list(dict.fromkeys(m.mode for m in block))
         size = "x".join(map(str, shape))
-        lines.append(f"{passes}, {dtype}[{size}] on {device}  (ms, x relu, GB/s)")
-        lines.append(f"{'candidate':<20}" + "".join(f"{mode:>24}" for mode in modes))
+        lines.append(f"{passes}, {dtype}[{size}] on {device}  (median ms, IQR ms, x relu, GB/s)")
+        lines.append(f"{'candidate':<20}" + "".join(f"{mode:>42}" for mode in modes))
         for candidate in dict.fromkeys(m.candidate for m in block):
             cells = []
             for mode in modes:
                 found = [m for m in block if (m.candidate, m.mode) == (candidate, mode)]
                 if found:
                     m = found[0]
-                    cells.append(f"{m.median_ms:9.3f} {m.ratio_to_relu:6.2f}x {m.gb_per_s:6.1f}")
+                    cells.append(
+                        f"{m.median_ms:9.3f} {m.q1_ms:8.3f}-{m.q3_ms:<8.3f}"
+                        f"{m.ratio_to_relu:6.2f}x {m.gb_per_s:6.1f}"
+                    )
                 else:
-                    cells.append(" " * 24)
+                    cells.append(" " * 42)
             lines.append(f"{candidate:<20}" + "".join(cells))
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"

@@ -82,6 +82,29 @@ def test_bandwidth_is_the_floors_bytes_over_the_median_time():
     assert forward.gb_per_s == pytest.approx(256 / (forward.median_ms / 1e3) / 1e9)
 
 
+def test_run_reports_the_quartiles_of_the_repeats(monkeypatch):
+    # The first sample sizes the batch of calls; the five repeats then take 4, 1, 3, 2, 5 ms.
+    samples = iter([0.001, 0.004, 0.001, 0.003, 0.002, 0.005])
+    monkeypatch.setattr(benchmark, "_sample", lambda call, number: next(samples))
+    (relu,) = benchmark.run(
+        sizes=["4x8"],
+        candidates=["relu"],
+        modes=["eager"],
+        passes=["forward"],
+        repeats=5,
+        warmup=0,
+        progress=False,
+    )
+    # Sorted: 1 2 3 4 5 ms; the quartiles of five values are the 2nd and the 4th.
+    assert (relu.q1_ms, relu.median_ms, relu.q3_ms) == pytest.approx((2.0, 3.0, 4.0))
+
+
+def test_quick_cli_json_holds_quartiles_around_each_median(quick_run):
+    _, paths = quick_run
+    records = json.loads(paths["json"].read_text())["measurements"]
+    assert all(r["q1_ms"] <= r["median_ms"] <= r["q3_ms"] for r in records)
+
+
 @pytest.mark.parametrize(
     ("argv", "named"),
     [
@@ -133,11 +156,20 @@ def test_format_table_has_one_block_per_size_and_pass():
     measurements = [small, dataclasses.replace(small, shape=(4, 3))]
     measurements.append(dataclasses.replace(small, passes="forward+backward"))
     table = benchmark.format_table(measurements)
-    assert [line for line in table.splitlines() if "(ms, x relu, GB/s)" in line] == [
-        "forward, float32[2x3] on CPU:0  (ms, x relu, GB/s)",
-        "forward, float32[4x3] on CPU:0  (ms, x relu, GB/s)",
-        "forward+backward, float32[2x3] on CPU:0  (ms, x relu, GB/s)",
+    header = "(median ms, IQR ms, x relu, GB/s)"
+    assert [line for line in table.splitlines() if header in line] == [
+        f"forward, float32[2x3] on CPU:0  {header}",
+        f"forward, float32[4x3] on CPU:0  {header}",
+        f"forward+backward, float32[2x3] on CPU:0  {header}",
     ]
+
+
+def test_format_table_prints_the_interquartile_range_beside_the_median():
+    relu = benchmark.Measurement(
+        "relu", "eager", "forward", (2, 3), "float32", "CPU:0", 2.5, 1.0, 2.0, 2.25, 3.125
+    )
+    (row,) = [line for line in benchmark.format_table([relu]).splitlines() if line[:4] == "relu"]
+    assert row.split() == ["relu", "2.500", "2.250-3.125", "1.00x", "2.0"]
 
 
 # Kernel counts, against the counts by hand: ReLU reads x and writes y (2

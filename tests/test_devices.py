@@ -88,9 +88,68 @@ def test_mixed_precision_policy_is_float16_on_a_gpu(device):
     assert devices.mixed_precision_policy(device) == "mixed_float16"
 
 
-@pytest.mark.parametrize("device", ["/CPU:0", "/TPU:3"])
-def test_mixed_precision_policy_is_bfloat16_on_a_cpu_or_tpu(device):
-    assert devices.mixed_precision_policy(device) == "mixed_bfloat16"
+AMX = {"avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "amx_int8"}
+
+
+def test_mixed_precision_policy_is_bfloat16_on_a_tpu():
+    assert devices.mixed_precision_policy("/TPU:3") == "mixed_bfloat16"
+
+
+def test_mixed_precision_policy_is_bfloat16_on_a_cpu_with_amx():
+    assert devices.mixed_precision_policy("/CPU:0", flags=AMX) == "mixed_bfloat16"
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        {"avx2", "fma"},
+        {"avx512f", "avx512_bf16"},  # bfloat16 dot products but no AMX: slower where measured
+        {"avx512f", "amx_bf16"},  # no tiles reported
+        set(),
+    ],
+)
+def test_mixed_precision_policy_is_float32_on_a_cpu_without_amx(flags):
+    assert devices.mixed_precision_policy("/CPU:0", flags=flags) == "float32"
+
+
+def test_mixed_precision_policy_reads_flags_in_any_case():
+    assert devices.mixed_precision_policy("/CPU:0", flags={"AMX_BF16", "AMX_TILE"}) == (
+        "mixed_bfloat16"
+    )
+
+
+def test_mixed_precision_policy_ignores_cpu_flags_for_a_gpu():
+    assert devices.mixed_precision_policy("/GPU:0", flags=set()) == "mixed_float16"
+    assert devices.mixed_precision_policy("/GPU:0", flags=AMX) == "mixed_float16"
+
+
+def test_mixed_precision_policy_reads_this_machines_flags_by_default():
+    expected = "mixed_bfloat16" if {"amx_bf16", "amx_tile"} <= devices.cpu_flags() else "float32"
+    assert devices.mixed_precision_policy("/CPU:0") == expected
+
+
+def test_mixed_precision_policy_rejects_flags_given_as_one_string():
+    with pytest.raises(TypeError, match="flags must be a collection .* got 'amx_bf16 amx_tile'"):
+        devices.mixed_precision_policy("/CPU:0", flags="amx_bf16 amx_tile")
+
+
+def test_cpu_flags_reads_the_first_processors_flags_line(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(
+        "processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu AVX512_BF16 amx_tile\n\n"
+        "processor\t: 1\nflags\t\t: fpu\n"
+    )
+    assert devices.cpu_flags(str(cpuinfo)) == {"fpu", "avx512_bf16", "amx_tile"}
+
+
+def test_cpu_flags_reads_an_arm_features_line(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nFeatures\t: fp asimd bf16\n")
+    assert devices.cpu_flags(str(cpuinfo)) == {"fp", "asimd", "bf16"}
+
+
+def test_cpu_flags_is_empty_where_there_is_no_cpuinfo(tmp_path):
+    assert devices.cpu_flags(str(tmp_path / "missing")) == frozenset()
 
 
 @pytest.mark.parametrize("device", ["cuda", "", None])
