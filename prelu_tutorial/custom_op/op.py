@@ -144,8 +144,9 @@ def prelu(x, alpha) -> tf.Tensor:
             f"custom_op.prelu: x must be float16, bfloat16, float32 or float64, got dtype "
             f"{x.dtype.name}."
         )
-    alpha = tf.cast(alpha, x.dtype)
-    library = load_library()
+    if getattr(alpha, "dtype", None) != x.dtype:
+        alpha = tf.cast(alpha, x.dtype)
+    library = _library or load_library()
     try:
         return library.p_re_lu(x, alpha)
     except tf.errors.InvalidArgumentError as error:

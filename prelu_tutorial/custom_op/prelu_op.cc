@@ -63,7 +63,8 @@ absl::Status CheckAlphaShape(InferenceContext* c, ShapeHandle x,
   }
   for (int k = std::max(first, 0); k < last; ++k) {
     DimensionHandle d = c->Dim(x, x_rank - alpha_rank + k);
-    if (c->Value(c->Dim(alpha, k)) == 1 && !(c->ValueKnown(d) && c->Value(d) == 1)) {
+    const bool x_has_size_1 = c->ValueKnown(d) && c->Value(d) == 1;
+    if (c->Value(c->Dim(alpha, k)) == 1 && !x_has_size_1) {
       return error("the axes where alpha has size > 1 must be contiguous");
     }
   }
@@ -218,8 +219,9 @@ void BackwardRow(const T* __restrict dy, const T* __restrict x,
 constexpr int kLanes = 16;
 
 template <typename T, typename Acc>
-__attribute__((noinline)) void BackwardRun(const T* __restrict dy, const T* __restrict x, const T alpha,
-                 T* __restrict dx, Acc* __restrict lanes, int64_t n) {
+__attribute__((noinline)) void BackwardRun(
+    const T* __restrict dy, const T* __restrict x, const T alpha,
+    T* __restrict dx, Acc* __restrict lanes, int64_t n) {
   int64_t k = 0;
   for (; k + kLanes <= n; k += kLanes) {
     for (int l = 0; l < kLanes; ++l) {
@@ -316,7 +318,8 @@ class PReLUGradOp : public OpKernel {
     Tensor* dx = nullptr;
     Tensor* dalpha = nullptr;
     OP_REQUIRES_OK(context, context->allocate_output(0, x.shape(), &dx));
-    OP_REQUIRES_OK(context, context->allocate_output(1, alpha.shape(), &dalpha));
+    OP_REQUIRES_OK(context,
+                   context->allocate_output(1, alpha.shape(), &dalpha));
     const Args args{dy.flat<T>().data(), x.flat<T>().data(),
                     alpha.flat<T>().data(), dx->flat<T>().data(), layout};
     std::vector<Acc> sums(alpha.NumElements(), Acc(0));
@@ -390,7 +393,8 @@ class PReLUGradOp : public OpKernel {
     const int64_t chunk = std::min(inner, kTileElements);
     const int64_t chunks = (inner + chunk - 1) / chunk;
     const int64_t outer_per_block = std::max(int64_t{1}, kTileElements / chunk);
-    const int64_t outer_blocks = (outer + outer_per_block - 1) / outer_per_block;
+    const int64_t outer_blocks =
+        (outer + outer_per_block - 1) / outer_per_block;
     // Tile index = ((block * channels) + c) * chunks + j.
     const int64_t tiles = outer_blocks * channels * chunks;
     std::vector<Acc> partial(tiles, Acc(0));
@@ -423,13 +427,14 @@ class PReLUGradOp : public OpKernel {
 
 // ---------------------------------------------------------------------------
 // [kernels]
-#define REGISTER_PRELU_KERNELS(type)                                     \
-  REGISTER_KERNEL_BUILDER(                                               \
-      Name("PReLU").Device(::tensorflow::DEVICE_CPU).TypeConstraint<type>("T"), \
-      PReLUOp<type>);                                                    \
-  REGISTER_KERNEL_BUILDER(Name("PReLUGrad")                              \
-                              .Device(::tensorflow::DEVICE_CPU)          \
-                              .TypeConstraint<type>("T"),                \
+#define REGISTER_PRELU_KERNELS(type)                              \
+  REGISTER_KERNEL_BUILDER(Name("PReLU")                           \
+                              .Device(tensorflow::DEVICE_CPU)     \
+                              .TypeConstraint<type>("T"),         \
+                          PReLUOp<type>);                         \
+  REGISTER_KERNEL_BUILDER(Name("PReLUGrad")                       \
+                              .Device(tensorflow::DEVICE_CPU)     \
+                              .TypeConstraint<type>("T"),         \
                           PReLUGradOp<type>)
 
 REGISTER_PRELU_KERNELS(Eigen::half);
