@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import re
 import threading
 from collections.abc import Iterator
 from types import ModuleType
@@ -42,21 +43,23 @@ def _prelu_gradient(op: tf.Operation, upstream: tf.Tensor) -> list[tf.Tensor]:
 def _prelu_grad_gradient(
     op: tf.Operation, grad_dx: tf.Tensor, grad_dalpha: tf.Tensor
 ) -> list[tf.Tensor]:
-    """Gradient of PReLUGrad (dx, dalpha) with respect to its inputs (dy, x, alpha).
+    """Gradient of PReLUGrad (dx, dalpha) with respect to (dy, x, alpha).
 
-    ``dx = dy if x > 0 else alpha * dy`` is linear in ``dy`` and ``alpha`` and
-    flat in ``x``; ``dalpha = sum(dy * min(x, 0))`` is linear in ``dy`` and
-    has slope ``dy`` in ``x`` where ``x <= 0``.
+    ``dx = dy if x > 0 else alpha * dy`` is linear in ``dy`` and
+    ``alpha`` and flat in ``x``; ``dalpha = sum(dy * min(x, 0))`` is
+    linear in ``dy`` and has slope ``dy`` in ``x`` where ``x <= 0``.
     """
     dy, x, alpha = op.inputs
     positive = x > 0
     zeros = tf.zeros_like(x)
-    # dalpha's gradient arrives in alpha's shape; broadcasting spreads it over x.
+    # dalpha's gradient has alpha's shape; broadcasting spreads it over x.
     spread = tf.cast(grad_dalpha, x.dtype)
-    grad_dy = _library.p_re_lu_grad(grad_dx, x, alpha)[0] + tf.where(positive, zeros, spread * x)
+    grad_dy = _library.p_re_lu_grad(grad_dx, x, alpha)[0]
+    grad_dy += tf.where(positive, zeros, spread * x)
     grad_x = tf.where(positive, zeros, spread * dy)
     wide = tf.float32 if x.dtype in (tf.float16, tf.bfloat16) else x.dtype
-    terms = tf.where(positive, tf.zeros_like(x, wide), tf.cast(grad_dx, wide) * tf.cast(dy, wide))
+    products = tf.cast(grad_dx, wide) * tf.cast(dy, wide)
+    terms = tf.where(positive, tf.zeros_like(products), products)
     grad_alpha = tf.cast(_sum_to_alpha(terms, x, alpha), alpha.dtype)
     return [grad_dy, grad_x, grad_alpha]
 
@@ -98,7 +101,10 @@ def tflite_pattern() -> Iterator[None]:
     TFLite cannot run a custom TensorFlow op, but it converts
     ``prelu_tutorial.prelu`` into its builtin ``PRELU`` op. The values are
     the same (the op equals the reference), so a model is exported by
-    tracing it inside this block: ``pt.export.to_tflite`` does this.
+    tracing it inside this block. A ``tf.function`` traced before the block
+    keeps the op in its cached graph; a Keras model is traced anew by
+    ``pt.export.to_tflite``, so ``with tflite_pattern(): to_tflite(model)``
+    works for it.
     """
     token = _exporting.set(True)
     try:
@@ -150,6 +156,8 @@ def prelu(x, alpha) -> tf.Tensor:
     try:
         return library.p_re_lu(x, alpha)
     except tf.errors.InvalidArgumentError as error:
-        if tf.executing_eagerly():
-            raise ValueError(error.message) from None
-        raise
+        if not tf.executing_eagerly():
+            raise
+        # The kernel's own sentence, without the eager runtime's node names.
+        match = re.search(r"PReLU: .*?(?= \[Op:|$)", error.message)
+        raise ValueError(match[0] if match else error.message) from None
