@@ -200,6 +200,14 @@ def test_jacobian_is_the_diagonal_of_the_slopes():
     np.testing.assert_array_equal(jacobian.numpy(), expected.astype(np.float32))
 
 
+def stop(processes):
+    """Kills whichever of ``processes`` still runs (after a timeout), and reaps it."""
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+
+
 DETERMINISM_SCRIPT = textwrap.dedent(
     """
     import sys
@@ -226,16 +234,22 @@ DETERMINISM_SCRIPT = textwrap.dedent(
 
 
 def test_dalpha_has_the_same_bits_on_one_thread_and_on_many():
-    outputs = []
-    for threads in (1, 6):
-        run = subprocess.run(
+    processes = [
+        subprocess.Popen(
             [sys.executable, "-c", DETERMINISM_SCRIPT, str(threads)],
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=300,
         )
-        assert run.returncode == 0, run.stderr[-3000:]
-        outputs.append(run.stdout.split())
+        for threads in (1, 6)
+    ]
+    try:
+        results = [process.communicate(timeout=300) for process in processes]
+    finally:
+        stop(processes)
+    for process, (_, stderr) in zip(processes, results, strict=True):
+        assert process.returncode == 0, stderr[-3000:]
+    outputs = [stdout.split() for stdout, _ in results]
     assert len(outputs[0]) == 8
     assert outputs[0] == outputs[1]
 
@@ -410,7 +424,10 @@ def test_two_processes_building_at_once_compile_once(fake_compiler):
         )
         for _ in range(2)
     ]
-    outputs = [process.communicate(timeout=300)[0].strip() for process in processes]
+    try:
+        outputs = [process.communicate(timeout=300)[0].strip() for process in processes]
+    finally:
+        stop(processes)
     assert all(process.returncode == 0 for process in processes)
     assert outputs[0] == outputs[1]
     assert calls(fake_compiler) == 1
