@@ -122,7 +122,8 @@ def prelu(x, alpha) -> tf.Tensor:
     float32 for 16-bit inputs and has the same bits on any number of
     threads. It runs on the CPU only, and cannot be compiled by XLA
     (``jit_compile=True``) or converted to TFLite (see :func:`tflite_pattern`).
-    The first call builds and loads the library (about 10-40 seconds).
+    The first call builds and loads the library (tens of seconds: a
+    compile of about 20 CPU-seconds with g++ 12).
 
     Args:
         x: Floating tensor (float16, bfloat16, float32 or float64).
