@@ -464,3 +464,23 @@ def test_session_library_is_loaded_from_the_cache_without_recompiling(monkeypatc
     monkeypatch.setattr(build.subprocess, "run", no_compiler)
     assert build.build() == path
     assert path.stat().st_mtime_ns == modified
+
+
+def test_benchmark_times_the_op_in_eager_and_function_modes_but_not_xla():
+    measurements = pt.benchmark.run(
+        sizes=["2x4x4x8"],
+        candidates=["custom_op"],
+        passes=["forward+backward"],
+        repeats=1,
+        warmup=0,
+        progress=False,
+    )
+    timed = {(m.candidate, m.mode) for m in measurements}
+    assert timed == {
+        ("relu", "eager"),
+        ("relu", "function"),
+        ("relu", "xla"),
+        ("custom_op", "eager"),
+        ("custom_op", "function"),
+    }
+    assert all(m.median_ms > 0 for m in measurements)
