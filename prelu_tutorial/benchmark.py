@@ -4,7 +4,8 @@ PReLU reads and writes as many tensors as ReLU, forward and backward, so on a
 memory-bound size the best it can do is ReLU's time. This module times every
 formulation of :data:`prelu_tutorial.ops.FORMULATIONS`, :func:`prelu_tutorial.prelu`,
 ``keras.layers.PReLU``, ``tf.nn.relu`` and a plain copy of the input (what
-the memory bandwidth allows) in three modes (``eager``, ``function`` =
+the memory bandwidth allows), and on request the C++ op of
+:mod:`prelu_tutorial.custom_op`, in three modes (``eager``, ``function`` =
 ``tf.function``, ``xla`` = ``tf.function(jit_compile=True)``), for the
 forward pass alone and for the forward pass plus both gradients.
 
@@ -46,6 +47,7 @@ __all__ = [
     "DEVICES",
     "DTYPES",
     "MODES",
+    "OPTIONAL_CANDIDATES",
     "PASSES",
     "QUICK_SIZES",
     "SIZES",
@@ -76,6 +78,11 @@ QUICK_SIZES = ("small", "medium")
 
 CANDIDATES = ("copy", "relu", *ops.FORMULATIONS, "pt.prelu", "keras.layers.PReLU")
 """What is timed: a copy, ReLU, each formulation by its short name, and the two PReLUs."""
+
+OPTIONAL_CANDIDATES = ("custom_op",)
+"""Timed only when asked for (``--candidates``): ``custom_op`` is the C++ op of
+:mod:`prelu_tutorial.custom_op`, which needs a C++ compiler and builds on first
+use. XLA cannot compile it, so it has no ``xla`` mode."""
 
 MODES = ("eager", "function", "xla")
 PASSES = ("forward", "forward+backward")
@@ -181,6 +188,10 @@ def _forward(candidate: str, shape: tuple[int, ...], dtype: tf.DType, mode: str)
         layer.build((None, *shape[1:]))
         return layer, [layer.alpha]
     alpha = tf.Variable(tf.fill(channel_wise, tf.constant(_ALPHA, dtype)), name="alpha")
+    if candidate == "custom_op":
+        from prelu_tutorial import custom_op
+
+        return (lambda x: custom_op.prelu(x, alpha)), [alpha]
     function = ops.prelu if candidate == "pt.prelu" else ops.FORMULATIONS[candidate]
     return (lambda x: function(x, alpha)), [alpha]
 
@@ -263,13 +274,14 @@ def run(
     """Times the candidates and returns one :class:`Measurement` per configuration.
 
     ``tf.nn.relu`` is always timed (the ratios need it). The copy is timed
-    for the forward pass only: it has no gradient.
+    for the forward pass only: it has no gradient. ``custom_op`` is not
+    timed in the ``xla`` mode: XLA cannot compile it.
 
     Args:
         sizes: Names from :data:`SIZES`, ``"NxHxWxC"`` strings or shapes.
         dtype: One of :data:`DTYPES`.
         device: ``"cpu"`` or ``"gpu"`` (the first of its kind).
-        candidates: A subset of :data:`CANDIDATES`.
+        candidates: A subset of :data:`CANDIDATES` and :data:`OPTIONAL_CANDIDATES`.
         modes: A subset of :data:`MODES`.
         passes: A subset of :data:`PASSES`.
         repeats: Interleaved samples per configuration; the median and the
@@ -293,7 +305,7 @@ def run(
         raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}.")
     if device not in DEVICES:
         raise ValueError(f"device must be one of {list(DEVICES)}, got {device!r}.")
-    candidates = _check_choices(candidates, CANDIDATES, "candidates")
+    candidates = _check_choices(candidates, CANDIDATES + OPTIONAL_CANDIDATES, "candidates")
     modes = _check_choices(modes, MODES, "modes")
     passes = _check_choices(passes, PASSES, "passes")
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
@@ -308,6 +320,7 @@ def run(
         for candidate in candidates
         for mode in modes
         if not (candidate == "copy" and pass_ != "forward")
+        and not (candidate == "custom_op" and mode == "xla")
     ]
     tf_dtype = tf.as_dtype(dtype)
     progbar = None
@@ -681,7 +694,11 @@ def _parser() -> argparse.ArgumentParser:
         f"(default: all names; with --quick: {', '.join(QUICK_SIZES)})",
     )
     parser.add_argument(
-        "--candidates", type=_comma_list, default=list(CANDIDATES), help="comma-separated subset"
+        "--candidates",
+        type=_comma_list,
+        default=list(CANDIDATES),
+        help="comma-separated subset (default: all but the optional "
+        f"{', '.join(OPTIONAL_CANDIDATES)}: the C++ op, built on first use)",
     )
     parser.add_argument("--modes", type=_comma_list, default=list(MODES), help="comma-separated")
     parser.add_argument("--passes", type=_comma_list, default=list(PASSES), help="comma-separated")

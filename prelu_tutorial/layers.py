@@ -10,7 +10,10 @@ import numpy as np
 
 from prelu_tutorial import ops
 
-__all__ = ["PReLU"]
+__all__ = ["IMPLEMENTATIONS", "PReLU"]
+
+IMPLEMENTATIONS = ("xla", "custom_op")
+"""The values of ``PReLU(implementation=...)``."""
 
 
 def _normalized_axes(shared_axes: Any) -> tuple[int, ...] | None:
@@ -67,10 +70,14 @@ class PReLU(keras.layers.Layer):
             shares none (one alpha per element, Keras' default).
         data_format: ``"channels_last"`` (default) or ``"channels_first"``:
             where the channel axis is when ``shared_axes`` is ``None``.
+        implementation: ``"xla"`` (default) computes :func:`prelu_tutorial.prelu`;
+            ``"custom_op"`` the C++ op of :mod:`prelu_tutorial.custom_op`
+            (CPU only, built on first use; same values; exported to TFLite
+            through the same fused pattern as ``"xla"``).
         **kwargs: Base layer arguments (``name``, ``dtype``, ...).
 
     Raises:
-        ValueError: If ``data_format`` is unknown or ``shared_axes`` is not
+        ValueError: If ``data_format`` or ``implementation`` is unknown, ``shared_axes`` is not
             ``None``, an integer or a sequence of integers (here); if a shared
             axis is the batch axis or out of range for the input, or an axis
             that keeps its own alphas has an unknown size (at build time); or
@@ -85,6 +92,7 @@ class PReLU(keras.layers.Layer):
         alpha_constraint: Any = None,
         shared_axes: int | Iterable[int] | None = None,
         data_format: str = "channels_last",
+        implementation: str = "xla",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -100,6 +108,12 @@ class PReLU(keras.layers.Layer):
                 f"got {data_format!r}."
             )
         self.data_format = data_format
+        if implementation not in IMPLEMENTATIONS:
+            raise ValueError(
+                f"PReLU: implementation must be one of {list(IMPLEMENTATIONS)}, "
+                f"got {implementation!r}."
+            )
+        self.implementation = implementation
         self.shared_axes = _normalized_axes(shared_axes)
 
     def _alpha_shape(self, input_shape: tuple) -> tuple[int, ...]:
@@ -160,6 +174,11 @@ class PReLU(keras.layers.Layer):
         self.input_spec = keras.InputSpec(ndim=len(input_shape), axes=kept)
 
     def call(self, inputs):
+        if self.implementation == "custom_op":
+            # Imported here: building the op is a cost only its users pay.
+            from prelu_tutorial import custom_op
+
+            return custom_op.prelu(inputs, self.alpha)
         return ops.prelu(inputs, self.alpha)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
@@ -174,6 +193,7 @@ class PReLU(keras.layers.Layer):
                 "alpha_constraint": keras.constraints.serialize(self.alpha_constraint),
                 "shared_axes": None if self.shared_axes is None else list(self.shared_axes),
                 "data_format": self.data_format,
+                "implementation": self.implementation,
             }
         )
         return config

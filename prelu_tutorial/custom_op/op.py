@@ -1,0 +1,164 @@
+"""Loading the PReLU op, its gradients, and the function that calls it.
+
+The first call of :func:`load_library` (or of :func:`prelu`) builds the C++
+library if the cache does not hold it yet (see :mod:`.build`), loads it with
+``tf.load_op_library`` and registers the gradients of both ops, so that
+first- and second-order derivatives work. Importing this module builds
+nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import re
+import threading
+from collections.abc import Iterator
+from types import ModuleType
+
+import tensorflow as tf
+
+from prelu_tutorial.custom_op import build as _build
+
+__all__ = ["load_library", "prelu", "tflite_pattern"]
+
+_FLOAT_DTYPES = (tf.float16, tf.bfloat16, tf.float32, tf.float64)
+_lock = threading.Lock()
+_library: ModuleType | None = None
+_exporting = contextvars.ContextVar("prelu_tutorial_custom_op_exporting", default=False)
+
+
+def _sum_to_alpha(values: tf.Tensor, x: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
+    """Sums ``values`` (x's shape) over the axes that ``alpha`` is broadcast along."""
+    _, axes = tf.raw_ops.BroadcastGradientArgs(s0=tf.shape(x), s1=tf.shape(alpha))
+    return tf.reshape(tf.reduce_sum(values, axes), tf.shape(alpha))
+
+
+def _prelu_gradient(op: tf.Operation, upstream: tf.Tensor) -> list[tf.Tensor]:
+    """Gradient of PReLU: the PReLUGrad kernel, dx and dalpha in one pass."""
+    x, alpha = op.inputs
+    return list(_library.p_re_lu_grad(upstream, x, alpha))
+
+
+def _prelu_grad_gradient(
+    op: tf.Operation, grad_dx: tf.Tensor, grad_dalpha: tf.Tensor
+) -> list[tf.Tensor]:
+    """Gradient of PReLUGrad (dx, dalpha) with respect to (dy, x, alpha).
+
+    ``dx = dy if x > 0 else alpha * dy`` is linear in ``dy`` and
+    ``alpha`` and flat in ``x``; ``dalpha = sum(dy * min(x, 0))`` is
+    linear in ``dy`` and has slope ``dy`` in ``x`` where ``x <= 0``.
+    """
+    dy, x, alpha = op.inputs
+    positive = x > 0
+    zeros = tf.zeros_like(x)
+    # dalpha's gradient has alpha's shape; broadcasting spreads it over x.
+    spread = tf.cast(grad_dalpha, x.dtype)
+    grad_dy = _library.p_re_lu_grad(grad_dx, x, alpha)[0]
+    grad_dy += tf.where(positive, zeros, spread * x)
+    grad_x = tf.where(positive, zeros, spread * dy)
+    wide = tf.float32 if x.dtype in (tf.float16, tf.bfloat16) else x.dtype
+    products = tf.cast(grad_dx, wide) * tf.cast(dy, wide)
+    terms = tf.where(positive, tf.zeros_like(products), products)
+    grad_alpha = tf.cast(_sum_to_alpha(terms, x, alpha), alpha.dtype)
+    return [grad_dy, grad_x, grad_alpha]
+
+
+def load_library() -> ModuleType:
+    """Builds the op if needed, loads it, and registers its gradients (once per process).
+
+    Safe to call from several threads at once.
+
+    Returns:
+        The module ``tf.load_op_library`` returns, with the Python wrappers
+        ``p_re_lu(x, alpha)`` and ``p_re_lu_grad(dy, x, alpha)``.
+
+    Raises:
+        CompilerNotFoundError: If the library must be built and no C++
+            compiler is installed.
+        RuntimeError: If the compiler fails.
+    """
+    global _library
+    with _lock:
+        if _library is None:
+            library = tf.load_op_library(str(_build.build()))
+            for op_type, function in (
+                ("PReLU", _prelu_gradient),
+                ("PReLUGrad", _prelu_grad_gradient),
+            ):
+                # A second import of this module (importlib.reload) finds the
+                # gradient already registered in this process.
+                with contextlib.suppress(KeyError):
+                    tf.RegisterGradient(op_type)(function)
+            _library = library
+    return _library
+
+
+@contextlib.contextmanager
+def tflite_pattern() -> Iterator[None]:
+    """Inside this block :func:`prelu` traces :func:`prelu_tutorial.prelu` instead.
+
+    TFLite cannot run a custom TensorFlow op, but it converts
+    ``prelu_tutorial.prelu`` into its builtin ``PRELU`` op. The values are
+    the same (the op equals the reference), so a model is exported by
+    tracing it inside this block. A ``tf.function`` traced before the block
+    keeps the op in its cached graph; a Keras model is traced anew by
+    ``pt.export.to_tflite``, so ``with tflite_pattern(): to_tflite(model)``
+    works for it.
+    """
+    token = _exporting.set(True)
+    try:
+        yield
+    finally:
+        _exporting.reset(token)
+
+
+def prelu(x, alpha) -> tf.Tensor:
+    """Parametric ReLU computed by the C++ op: ``x`` where ``x > 0``, else ``alpha * x``.
+
+    The same values as :func:`prelu_tutorial.prelu` (NaN stays NaN, ``-0.0``
+    becomes ``alpha * -0.0``) and the same gradients (``alpha`` in ``x`` and
+    ``0`` in ``alpha`` at ``x = 0``); the gradient of ``alpha`` is summed in
+    float32 for 16-bit inputs and has the same bits on any number of
+    threads. It runs on the CPU only, and cannot be compiled by XLA
+    (``jit_compile=True``) or converted to TFLite (see :func:`tflite_pattern`).
+    The first call builds and loads the library (tens of seconds: a
+    compile of about 20 CPU-seconds with g++ 12).
+
+    Args:
+        x: Floating tensor (float16, bfloat16, float32 or float64).
+        alpha: Number or tensor; cast to ``x``'s dtype. Its shape must
+            broadcast to ``x``'s with the axes of size > 1 contiguous (every
+            layout of :class:`prelu_tutorial.PReLU`: channel-wise, shared, per
+            element, channels first or last).
+
+    Returns:
+        A tensor with ``x``'s dtype and shape.
+
+    Raises:
+        TypeError: If ``x`` is not a floating tensor of those dtypes.
+        ValueError: If alpha's shape does not fit (when the shapes are static;
+            otherwise ``tf.errors.InvalidArgumentError`` at run time, naming
+            both shapes).
+    """
+    if _exporting.get():
+        from prelu_tutorial import ops
+
+        return ops.prelu(x, alpha)
+    x = tf.convert_to_tensor(x)
+    if x.dtype not in _FLOAT_DTYPES:
+        raise TypeError(
+            f"custom_op.prelu: x must be float16, bfloat16, float32 or float64, got dtype "
+            f"{x.dtype.name}."
+        )
+    if getattr(alpha, "dtype", None) != x.dtype:
+        alpha = tf.cast(alpha, x.dtype)
+    library = _library or load_library()
+    try:
+        return library.p_re_lu(x, alpha)
+    except tf.errors.InvalidArgumentError as error:
+        if not tf.executing_eagerly():
+            raise
+        # The kernel's own sentence, without the eager runtime's node names.
+        match = re.search(r"PReLU: .*?(?= \[Op:|$)", error.message)
+        raise ValueError(match[0] if match else error.message) from None

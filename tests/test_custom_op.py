@@ -1,0 +1,486 @@
+"""prelu_tutorial.custom_op: the C++ op against NumPy, its gradients, threads, errors, the build."""
+
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from cases import DTYPES
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import prelu_tutorial as pt
+from prelu_tutorial import custom_op
+from prelu_tutorial.custom_op import build
+from prelu_tutorial.ops import prelu_numpy
+
+# (x shape, alpha shape): every layout pt.PReLU produces, and other contiguous ones.
+LAYOUTS = {
+    "channels_last": ((2, 2, 3, 4), (1, 1, 4)),
+    "channels_first": ((2, 4, 2, 3), (4, 1, 1)),
+    "shared": ((2, 2, 3, 4), (1, 1, 1)),
+    "scalar": ((3, 4, 2), ()),
+    "per_element": ((2, 2, 3, 4), (2, 3, 4)),
+    "middle_axes": ((2, 3, 2, 4), (3, 2, 1)),
+    "rank_1": ((7,), (7,)),
+}
+# Large enough for many tiles, several threads, and runs cut into chunks.
+LARGE_LAYOUTS = {
+    "channels_last": ((64, 32, 32, 8), (1, 1, 8)),
+    "channels_first": ((2, 3, 150, 150), (3, 1, 1)),
+    "shared": ((16, 64, 64, 8), ()),
+    "per_element": ((4, 100, 100, 8), (100, 100, 8)),
+}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def library():
+    """Builds (or finds in the cache) and loads the op once for the whole session."""
+    return custom_op.load_library()
+
+
+def same_bits(actual, expected) -> bool:
+    """Equal values, NaN where NaN, and the same sign of zero."""
+    actual = np.asarray(actual, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    return bool(
+        np.array_equal(actual, expected, equal_nan=True)
+        and np.array_equal(np.signbit(actual), np.signbit(expected))
+    )
+
+
+def reference_gradients(x, alpha, upstream):
+    """dx and dalpha from NumPy in float64: dy where x > 0 else alpha * dy; sum dy * min(x, 0)."""
+    x, alpha, upstream = (np.asarray(v, dtype=np.float64) for v in (x, alpha, upstream))
+    dx = np.where(x > 0, upstream, alpha * upstream)
+    terms = upstream * np.minimum(x, 0)
+    shared = tuple(range(x.ndim - alpha.ndim)) + tuple(
+        x.ndim - alpha.ndim + k for k, size in enumerate(alpha.shape) if size == 1
+    )
+    dalpha = terms.sum(axis=shared, keepdims=True).reshape(alpha.shape)
+    return dx, dalpha
+
+
+magnitudes = st.floats(min_value=2.0**-4, max_value=2.0**8, width=16)
+specials = st.sampled_from([np.inf, -np.inf, np.nan, -0.0, 0.0])
+slopes = st.one_of(st.just(0.0), st.floats(min_value=2.0**-4, max_value=4.0, width=16))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    dtype=st.sampled_from(sorted(DTYPES)),
+    layout=st.sampled_from(sorted(LAYOUTS)),
+    data=st.data(),
+)
+def test_op_equals_prelu_numpy_bit_for_bit_in_every_dtype_and_layout(dtype, layout, data):
+    x_shape, alpha_shape = LAYOUTS[layout]
+    size = int(np.prod(x_shape))
+    signed = st.tuples(magnitudes, st.booleans()).map(lambda p: -p[0] if p[1] else p[0])
+    values = data.draw(st.lists(st.one_of(signed, specials), min_size=size, max_size=size))
+    slope_values = data.draw(
+        st.lists(
+            st.tuples(slopes, st.booleans()).map(lambda p: -p[0] if p[1] else p[0]),
+            min_size=int(np.prod(alpha_shape)),
+            max_size=int(np.prod(alpha_shape)),
+        )
+    )
+    x = np.array(values).reshape(x_shape).astype(DTYPES[dtype])
+    alpha = np.array(slope_values).reshape(alpha_shape).astype(DTYPES[dtype])
+    result = custom_op.prelu(tf.constant(x), tf.constant(alpha))
+    assert result.dtype == tf.as_dtype(dtype)
+    assert same_bits(result.numpy(), prelu_numpy(x, alpha))
+
+
+@pytest.mark.parametrize("dtype", sorted(DTYPES))
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_gradients_equal_the_numpy_reference(dtype, layout):
+    x_shape, alpha_shape = LAYOUTS[layout]
+    rng = np.random.default_rng(1)
+    x = tf.constant(rng.standard_normal(x_shape), dtype)
+    alpha = tf.constant(rng.uniform(-1, 2, alpha_shape), dtype)
+    upstream = tf.constant(rng.standard_normal(x_shape), dtype)
+    with tf.GradientTape() as tape:
+        tape.watch([x, alpha])
+        y = custom_op.prelu(x, alpha)
+    dx, dalpha = tape.gradient(y, [x, alpha], output_gradients=upstream)
+    dx_ref, dalpha_ref = reference_gradients(x.numpy(), alpha.numpy(), upstream.numpy())
+    assert dx.dtype == dalpha.dtype == tf.as_dtype(dtype)
+    # dx is one product in x's dtype, rounded once like the reference.
+    assert same_bits(dx.numpy(), dx_ref.astype(DTYPES[dtype]))
+    # dalpha: summed in float32 (16-bit, float32) or float64, then rounded.
+    tolerance = {"float16": 2e-3, "bfloat16": 1e-2, "float32": 1e-5, "float64": 1e-12}[dtype]
+    np.testing.assert_allclose(
+        dalpha.numpy().astype(np.float64), dalpha_ref, rtol=tolerance, atol=tolerance
+    )
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("layout", sorted(LARGE_LAYOUTS))
+def test_gradients_of_large_tensors_equal_the_numpy_reference(dtype, layout):
+    x_shape, alpha_shape = LARGE_LAYOUTS[layout]
+    rng = np.random.default_rng(11)
+    x = tf.constant(rng.standard_normal(x_shape), dtype)
+    alpha = tf.constant(rng.uniform(-1, 2, alpha_shape), dtype)
+    upstream = tf.constant(rng.standard_normal(x_shape), dtype)
+    assert same_bits(custom_op.prelu(x, alpha).numpy(), prelu_numpy(x.numpy(), alpha.numpy()))
+    dx, dalpha = custom_op.op.load_library().p_re_lu_grad(upstream, x, alpha)
+    dx_ref, dalpha_ref = reference_gradients(x.numpy(), alpha.numpy(), upstream.numpy())
+    assert same_bits(dx.numpy(), dx_ref.astype(DTYPES[dtype]))
+    tolerance = 1e-4 if dtype == "float32" else 1e-11
+    np.testing.assert_allclose(dalpha.numpy(), dalpha_ref, rtol=tolerance, atol=tolerance)
+
+
+@pytest.mark.parametrize("layout", ["channels_last", "channels_first", "scalar"])
+def test_compute_gradient_agrees_with_finite_differences(layout):
+    x_shape, alpha_shape = LAYOUTS[layout]
+    rng = np.random.default_rng(2)
+    # Away from the kink at 0, where finite differences straddle two slopes.
+    magnitude = rng.uniform(0.1, 1.0, x_shape)
+    x = tf.constant(np.where(rng.random(x_shape) < 0.5, -magnitude, magnitude))
+    alpha = tf.constant(rng.uniform(-0.5, 1.5, alpha_shape))
+    theoretical, numerical = tf.test.compute_gradient(custom_op.prelu, [x, alpha])
+    for analytic, estimate in zip(theoretical, numerical, strict=True):
+        np.testing.assert_allclose(analytic, estimate, atol=1e-7)
+
+
+def test_second_order_gradients_equal_the_analytic_ones():
+    rng = np.random.default_rng(3)
+    x = tf.constant(rng.standard_normal((4, 3, 5)))
+    alpha = tf.constant(rng.uniform(-1, 2, (1, 5)))
+    upstream = tf.constant(rng.standard_normal((4, 3, 5)))
+    u = rng.standard_normal((4, 3, 5))  # weights on dx
+    v = rng.standard_normal((1, 5))  # weights on dalpha
+    with tf.GradientTape(persistent=True) as outer:
+        outer.watch([x, alpha, upstream])
+        with tf.GradientTape() as inner:
+            inner.watch([x, alpha])
+            y = custom_op.prelu(x, alpha)
+        dx, dalpha = inner.gradient(y, [x, alpha], output_gradients=upstream)
+        objective = tf.reduce_sum(u * dx) + tf.reduce_sum(v * dalpha)
+    grad_x, grad_alpha, grad_upstream = outer.gradient(objective, [x, alpha, upstream])
+    xs, alphas, dys = x.numpy(), alpha.numpy(), upstream.numpy()
+    not_positive = xs <= 0
+    # objective = sum(u * where(x > 0, dy, alpha dy)) + sum(v * sum(dy * min(x, 0))).
+    np.testing.assert_allclose(grad_x, np.where(not_positive, v * dys, 0), rtol=1e-12)
+    np.testing.assert_allclose(
+        grad_alpha, np.sum(np.where(not_positive, u * dys, 0), axis=(0, 1))[None], rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        grad_upstream,
+        np.where(not_positive, alphas * u, u) + v * np.minimum(xs, 0),
+        rtol=1e-12,
+    )
+
+
+def test_tf_function_with_unknown_sizes_and_vectorized_map_equal_numpy():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3, 4, 5, 6)).astype(np.float32)
+    alpha = rng.uniform(0, 1, (1, 1, 6)).astype(np.float32)
+    signature = [tf.TensorSpec([None, None, None, 6]), tf.TensorSpec([1, 1, 6])]
+    traced = tf.function(custom_op.prelu, input_signature=signature)
+    assert same_bits(traced(x, alpha).numpy(), prelu_numpy(x, alpha))
+    mapped = tf.vectorized_map(lambda sample: custom_op.prelu(sample, alpha), x)
+    assert same_bits(mapped.numpy(), prelu_numpy(x, alpha))
+
+
+def test_jacobian_is_the_diagonal_of_the_slopes():
+    x = tf.constant([-2.0, -0.5, 0.0, 0.5, 2.0])
+    alpha = tf.constant(0.3)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = custom_op.prelu(x, alpha)
+    jacobian = tape.jacobian(y, x)
+    expected = np.diag(np.where(x.numpy() > 0, 1.0, np.float32(0.3)))
+    np.testing.assert_array_equal(jacobian.numpy(), expected.astype(np.float32))
+
+
+def stop(processes):
+    """Kills whichever of ``processes`` still runs (after a timeout), and reaps it."""
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+
+
+DETERMINISM_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    import tensorflow as tf
+    tf.config.threading.set_intra_op_parallelism_threads(int(sys.argv[1]))
+    from prelu_tutorial import custom_op
+    rng = np.random.default_rng(5)
+    for x_shape, alpha_shape in [((16, 28, 28, 32), (1, 1, 32)),
+                                 ((16, 32, 28, 28), (32, 1, 1)),
+                                 ((16, 28, 28, 32), ()),
+                                 ((4, 28, 28, 32), (28, 28, 32))]:
+        for dtype in (tf.float16, tf.float32):
+            x = tf.constant(rng.standard_normal(x_shape), dtype)
+            alpha = tf.constant(rng.uniform(0, 1, alpha_shape), dtype)
+            upstream = tf.constant(rng.standard_normal(x_shape), dtype)
+            with tf.GradientTape() as tape:
+                tape.watch(alpha)
+                y = custom_op.prelu(x, alpha)
+            dalpha = tape.gradient(y, alpha, output_gradients=upstream)
+            print(dalpha.numpy().tobytes().hex())
+    """
+)
+
+
+def test_dalpha_has_the_same_bits_on_one_thread_and_on_many():
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", DETERMINISM_SCRIPT, str(threads)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for threads in (1, 6)
+    ]
+    try:
+        results = [process.communicate(timeout=300) for process in processes]
+    finally:
+        stop(processes)
+    for process, (_, stderr) in zip(processes, results, strict=True):
+        assert process.returncode == 0, stderr[-3000:]
+    outputs = [stdout.split() for stdout, _ in results]
+    assert len(outputs[0]) == 8
+    assert outputs[0] == outputs[1]
+
+
+def test_concurrent_calls_from_python_threads_each_get_their_own_result():
+    rng = np.random.default_rng(6)
+    inputs = [rng.standard_normal((8, 16, 16, 32)).astype(np.float32) for _ in range(8)]
+    alpha = rng.uniform(0, 1, (1, 1, 32)).astype(np.float32)
+    results = [None] * len(inputs)
+
+    def work(index):
+        x = tf.constant(inputs[index])
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = custom_op.prelu(x, alpha)
+        results[index] = (y.numpy(), tape.gradient(y, x).numpy())
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(len(inputs))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads)
+    for x, (y, dx) in zip(inputs, results, strict=True):
+        assert same_bits(y, prelu_numpy(x, alpha))
+        assert same_bits(dx, np.where(x > 0, 1, alpha).astype(np.float32))
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "alpha_shape", "reason"),
+    [
+        ((2, 3, 4), (5,), "1 or the size"),
+        ((2, 3, 4), (3, 1, 1, 1), "more axes"),
+        ((2, 3, 4, 5), (3, 1, 5), "contiguous"),
+    ],
+)
+def test_alpha_that_does_not_fit_raises_value_error_naming_both_shapes(
+    x_shape, alpha_shape, reason
+):
+    x, alpha = tf.ones(x_shape), tf.ones(alpha_shape)
+    for call in (custom_op.prelu, tf.function(custom_op.prelu)):
+        with pytest.raises(ValueError, match=reason) as error:
+            call(x, alpha)
+        message = str(error.value)
+        assert str(list(x_shape)).replace(" ", "") in message.replace(" ", "")
+        assert str(list(alpha_shape)).replace(" ", "") in message.replace(" ", "")
+
+
+def test_alpha_that_does_not_fit_an_unknown_shape_fails_at_run_time():
+    traced = tf.function(
+        custom_op.prelu, input_signature=[tf.TensorSpec([None, None]), tf.TensorSpec([None])]
+    )
+    with pytest.raises(tf.errors.InvalidArgumentError, match="does not fit x of shape"):
+        traced(tf.ones((2, 3)), tf.ones((4,)))
+
+
+def test_integer_x_raises_type_error_naming_the_dtype():
+    with pytest.raises(TypeError, match="int32"):
+        custom_op.prelu(tf.constant([1, 2]), 0.5)
+
+
+# The layer -----------------------------------------------------------------
+
+
+def make_model(implementation):
+    keras.utils.set_random_seed(7)
+    return keras.Sequential(
+        [
+            keras.Input((6, 6, 3)),
+            keras.layers.Conv2D(4, 3),
+            pt.PReLU(implementation=implementation),
+            keras.layers.Flatten(),
+            keras.layers.Dense(5),
+            pt.PReLU(shared_axes=[1], implementation=implementation),
+            keras.layers.Dense(1),
+        ]
+    )
+
+
+def test_layer_rejects_an_unknown_implementation():
+    with pytest.raises(ValueError, match="implementation must be one of"):
+        pt.PReLU(implementation="cuda")
+
+
+def test_layer_config_holds_the_implementation_and_defaults_to_xla():
+    assert pt.PReLU().get_config()["implementation"] == "xla"
+    layer = pt.PReLU.from_config(pt.PReLU(implementation="custom_op").get_config())
+    assert layer.implementation == "custom_op"
+
+
+def test_fit_with_the_op_matches_fit_with_xla():
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((32, 6, 6, 3)).astype(np.float32)
+    y = rng.standard_normal((32, 1)).astype(np.float32)
+    weights = []
+    for implementation in ("xla", "custom_op"):
+        model = make_model(implementation)
+        model.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse")
+        model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+        weights.append(model.get_weights())
+    for from_xla, from_op in zip(*weights, strict=True):
+        np.testing.assert_allclose(from_op, from_xla, rtol=1e-4, atol=1e-6)
+
+
+def test_keras_file_round_trip_keeps_the_implementation_and_outputs(tmp_path):
+    model = make_model("custom_op")
+    x = np.random.default_rng(9).standard_normal((2, 6, 6, 3)).astype(np.float32)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert [layer.implementation for layer in loaded.layers if isinstance(layer, pt.PReLU)] == [
+        "custom_op",
+        "custom_op",
+    ]
+    np.testing.assert_array_equal(loaded(x).numpy(), model(x).numpy())
+
+
+def test_tflite_export_gives_one_prelu_per_layer_with_the_same_outputs():
+    model = make_model("custom_op")
+    with custom_op.tflite_pattern():
+        blob = pt.export.to_tflite(model)
+    assert pt.export.tflite_ops(blob).count("PRELU") == 2
+    x = np.random.default_rng(10).standard_normal((2, 6, 6, 3)).astype(np.float32)
+    np.testing.assert_allclose(pt.export.run_tflite(blob, x), model(x).numpy(), rtol=1e-5)
+
+
+# The build -----------------------------------------------------------------
+
+FAKE_COMPILER = """#!/bin/sh
+# Stands in for g++: logs the call, waits, writes the output named by -o.
+echo call >> "{log}"
+sleep 1
+while [ "$#" -gt 0 ]; do
+  if [ "$1" = "-o" ]; then echo library > "$2"; fi
+  shift
+done
+"""
+
+
+@pytest.fixture
+def fake_compiler(tmp_path, monkeypatch):
+    """An empty cache folder and a fake $CXX; returns the file that counts its calls."""
+    log = tmp_path / "calls.log"
+    script = tmp_path / "fake-g++"
+    script.write_text(FAKE_COMPILER.format(log=log))
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("CXX", str(script))
+    monkeypatch.setenv("PRELU_TUTORIAL_CACHE", str(tmp_path / "cache"))
+    return log
+
+
+def calls(log) -> int:
+    return len(log.read_text().split()) if log.exists() else 0
+
+
+def test_second_build_finds_the_library_in_the_cache_and_does_not_compile(fake_compiler):
+    first = build.build()
+    modified = first.stat().st_mtime_ns
+    second = build.build()
+    assert second == first
+    assert first.stat().st_mtime_ns == modified
+    assert calls(fake_compiler) == 1
+    assert list(first.parent.glob("*.partial")) == []
+
+
+def test_two_processes_building_at_once_compile_once(fake_compiler):
+    script = "from prelu_tutorial.custom_op import build; print(build.build())"
+    environment = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=environment
+        )
+        for _ in range(2)
+    ]
+    try:
+        outputs = [process.communicate(timeout=300)[0].strip() for process in processes]
+    finally:
+        stop(processes)
+    assert all(process.returncode == 0 for process in processes)
+    assert outputs[0] == outputs[1]
+    assert calls(fake_compiler) == 1
+
+
+def test_library_path_changes_with_the_tensorflow_version(fake_compiler, monkeypatch):
+    before = build.library_path()
+    monkeypatch.setattr(tf, "__version__", tf.__version__ + ".other")
+    assert build.library_path() != before
+
+
+def test_no_compiler_raises_an_error_that_says_what_to_install(monkeypatch, tmp_path):
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    monkeypatch.setenv("PRELU_TUTORIAL_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(custom_op.CompilerNotFoundError, match="apt-get install g.."):
+        build.build()
+
+
+def test_cli_build_prints_the_library_path(fake_compiler, capsys):
+    from prelu_tutorial.custom_op.__main__ import main
+
+    assert main(["build"]) == 0
+    assert capsys.readouterr().out.strip() == str(build.library_path())
+    assert calls(fake_compiler) == 1
+
+
+def test_session_library_is_loaded_from_the_cache_without_recompiling(monkeypatch):
+    path = build.library_path()
+    modified = path.stat().st_mtime_ns
+
+    def no_compiler(*args, **kwargs):
+        raise AssertionError("the compiler was called")
+
+    monkeypatch.setattr(build.subprocess, "run", no_compiler)
+    assert build.build() == path
+    assert path.stat().st_mtime_ns == modified
+
+
+def test_benchmark_times_the_op_in_eager_and_function_modes_but_not_xla():
+    measurements = pt.benchmark.run(
+        sizes=["2x4x4x8"],
+        candidates=["custom_op"],
+        passes=["forward+backward"],
+        repeats=1,
+        warmup=0,
+        progress=False,
+    )
+    timed = {(m.candidate, m.mode) for m in measurements}
+    assert timed == {
+        ("relu", "eager"),
+        ("relu", "function"),
+        ("relu", "xla"),
+        ("custom_op", "eager"),
+        ("custom_op", "function"),
+    }
+    assert all(m.median_ms > 0 for m in measurements)
