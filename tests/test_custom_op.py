@@ -311,6 +311,52 @@ def test_integer_x_raises_type_error_naming_the_dtype():
         custom_op.prelu(tf.constant([1, 2]), 0.5)
 
 
+@pytest.mark.parametrize("dtype", [tf.float16, tf.bfloat16])
+def test_float32_alpha_behind_16_bit_x_gets_its_gradient_summed_in_float32(dtype):
+    # 100,000 inputs of -1 on one channel: the true dalpha, -100,000, is past
+    # float16's largest finite value (65504); a float32 sum is exact.
+    x = tf.cast(-tf.ones((100_000, 1)), dtype)
+    alpha = tf.Variable([0.25], dtype=tf.float32)
+    with tf.GradientTape() as tape:
+        y = custom_op.prelu(x, alpha)
+    dalpha = tape.gradient(y, alpha)
+    assert y.dtype == dtype
+    assert dalpha.dtype == tf.float32
+    assert dalpha.numpy().tolist() == [-100_000.0]
+
+
+def test_float32_alpha_behind_float16_x_matches_numpy_in_values_and_both_gradients():
+    rng = np.random.default_rng(3)
+    x_values = rng.uniform(-4, 4, (5, 3, 4)).astype(np.float16)
+    alpha_values = np.array([0.1, -0.5, 1.5, 0.25], np.float32)
+    upstream = rng.uniform(-2, 2, x_values.shape).astype(np.float16)
+    x, alpha = tf.constant(x_values), tf.Variable(alpha_values)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = custom_op.prelu(x, alpha)
+    dx, dalpha = tape.gradient(y, [x, alpha], output_gradients=tf.constant(upstream))
+    expected_dx, expected_dalpha = reference_gradients(x_values, alpha_values, upstream)
+    assert same_bits(y, prelu_numpy(x_values, alpha_values.astype(np.float16)))
+    np.testing.assert_allclose(dx.numpy(), expected_dx, rtol=1e-3)
+    np.testing.assert_allclose(dalpha.numpy(), expected_dalpha, rtol=1e-5, atol=1e-4)
+
+
+def test_layer_under_mixed_float16_keeps_a_float32_alpha_gradient():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        layer = pt.PReLU(implementation="custom_op")
+        x = -tf.ones((1, 200, 500, 1), tf.float16)
+        layer.build(x.shape)
+        with tf.GradientTape() as tape:
+            y = layer(x)
+        (dalpha,) = tape.gradient(y, layer.trainable_variables)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert y.dtype == tf.float16
+    assert dalpha.dtype == tf.float32
+    assert dalpha.numpy().ravel().tolist() == [-100_000.0]
+
+
 # The layer -----------------------------------------------------------------
 
 

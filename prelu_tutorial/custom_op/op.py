@@ -64,6 +64,32 @@ def _prelu_grad_gradient(
     return [grad_dy, grad_x, grad_alpha]
 
 
+def _prelu_mixed(library: ModuleType, x: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
+    """The op for an ``alpha`` of another dtype than ``x``; dalpha arrives in alpha's dtype.
+
+    The forward and dx run in x's dtype through the kernels; dalpha is summed
+    in float32 (float64 if either input is float64) straight from ``x`` and
+    ``dy`` and cast once, to alpha's dtype, so it never passes through x's
+    narrower one.
+    """
+
+    @tf.custom_gradient
+    def forward(x, alpha):
+        narrow = tf.cast(alpha, x.dtype)
+        y = library.p_re_lu(x, narrow)
+
+        def backward(dy):
+            dx = library.p_re_lu_grad(dy, x, narrow)[0]
+            wide = tf.float64 if tf.float64 in (x.dtype, alpha.dtype) else tf.float32
+            products = tf.cast(x, wide) * tf.cast(dy, wide)
+            terms = tf.where(x > 0, tf.zeros_like(products), products)
+            return dx, tf.cast(_sum_to_alpha(terms, x, alpha), alpha.dtype)
+
+        return y, backward
+
+    return forward(x, alpha)
+
+
 def load_library() -> ModuleType:
     """Builds the op if needed, loads it, and registers its gradients (once per process).
 
@@ -127,7 +153,10 @@ def prelu(x, alpha) -> tf.Tensor:
 
     Args:
         x: Floating tensor (float16, bfloat16, float32 or float64).
-        alpha: Number or tensor; cast to ``x``'s dtype. Its shape must
+        alpha: Number or tensor. A tensor or variable of another floating
+            dtype (a float32 alpha under ``mixed_float16``) keeps it: the
+            gradient of ``alpha`` is summed in float32 or wider and returned
+            in alpha's dtype. A number is cast to ``x``'s dtype. Its shape must
             broadcast to ``x``'s with the axes of size > 1 contiguous (every
             layout of :class:`prelu_tutorial.PReLU`: channel-wise, shared, per
             element, channels first or last).
@@ -151,9 +180,15 @@ def prelu(x, alpha) -> tf.Tensor:
             f"custom_op.prelu: x must be float16, bfloat16, float32 or float64, got dtype "
             f"{x.dtype.name}."
         )
-    if getattr(alpha, "dtype", None) != x.dtype:
-        alpha = tf.cast(alpha, x.dtype)
     library = _library or load_library()
+    if isinstance(alpha, (tf.Tensor, tf.Variable)) or hasattr(alpha, "__tf_tensor__"):
+        alpha = tf.convert_to_tensor(alpha)
+        if alpha.dtype in _FLOAT_DTYPES and alpha.dtype != x.dtype:
+            # Mixed precision: x in 16 bits, alpha a float32 variable. The
+            # kernel's dalpha has the input's dtype, and casting it back would
+            # round a large float32 sum to float16 (-inf past 65504).
+            return _prelu_mixed(library, x, alpha)
+    alpha = tf.cast(alpha, x.dtype)
     try:
         return library.p_re_lu(x, alpha)
     except tf.errors.InvalidArgumentError as error:
