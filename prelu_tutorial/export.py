@@ -26,6 +26,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from prelu_tutorial.custom_op import tflite_pattern
+
 __all__ = ["QUANTIZATIONS", "run_tflite", "tflite_ops", "to_tflite"]
 
 QUANTIZATIONS = (None, "int8", "float16")
@@ -163,12 +165,17 @@ def to_tflite(model: Any, quantize: str | None = None, representative_data: Any 
     if quantize == "int8":
         _check_representative_data(representative_data, spec)
 
-    if isinstance(model, keras.Model):
-        # Tracing the model ourselves (instead of from_keras_model) avoids the
-        # SavedModel round trip, which prints a temporary path on stdout.
-        concrete = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
-    else:
-        concrete = model.get_concrete_function()
+    # A layer with implementation="custom_op" traces the fused pattern here:
+    # TFLite has no kernel for the C++ op, and the values are the same.
+    with tflite_pattern():
+        if isinstance(model, keras.Model):
+            # Tracing the model ourselves (instead of from_keras_model) avoids the
+            # SavedModel round trip, which prints a temporary path on stdout.
+            concrete = tf.function(lambda x: model(x, training=False)).get_concrete_function(
+                spec
+            )
+        else:
+            concrete = model.get_concrete_function()
     # The converter freezes the variables it can reach from this object; a
     # Keras 3 model itself does not expose them that way (they would stay
     # resource variables, uninitialised in the interpreter).
