@@ -2,12 +2,13 @@
 
 ``import prelu_tutorial as pt`` gives :func:`pt.prelu`, :class:`pt.PReLU` and
 the submodules ``pt.ops``, ``pt.layers``, ``pt.compat_v1``, ``pt.benchmark``,
-``pt.devices``, ``pt.distribute``, ``pt.export``, ``pt.plotting`` and ``pt.data``.
+``pt.devices``, ``pt.distribute``, ``pt.export``, ``pt.initializers``,
+``pt.plotting``, ``pt.data`` and ``pt.custom_op`` (the C++ op, built on first use).
 """
 
 import importlib
 
-from prelu_tutorial import compat_v1, data, devices, export, layers, ops, plotting
+from prelu_tutorial import compat_v1, data, devices, export, initializers, layers, ops, plotting
 from prelu_tutorial.layers import PReLU
 from prelu_tutorial.ops import prelu
 
@@ -19,6 +20,7 @@ __all__ = [
     "devices",
     "distribute",
     "export",
+    "initializers",
     "layers",
     "ops",
     "plotting",
