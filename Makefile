@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: book test lint notebooks format-notebooks logo mathjax clean
+.PHONY: book test test-compat lint notebooks format-notebooks logo mathjax clean
 
 $(BIN)/.installed: requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else \
@@ -20,6 +20,39 @@ book: $(BIN)/.installed
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest
+
+# The unit tests on the oldest TensorFlow that pyproject.toml claims (the latest patch release of
+# that minor version), beside the Keras, NumPy and LiteRT that pip picks for it, in a venv of its
+# own under _build (Sphinx, git and pytest skip it; make clean removes it): `make test-compat`, or
+# `make test-compat COMPAT_TF=2.19` for another version. The notebooks and the site and hygiene
+# tests need the pinned book environment and are left out.
+COMPAT_TF ?= $(shell sed -n 's/^ *"tensorflow>=\([0-9.]*\).*/\1/p' pyproject.toml)
+COMPAT_VENV := _build/venv-compat-tf$(COMPAT_TF)
+COMPAT_TOOLS := $(shell grep -E '^(pytest|hypothesis)==' requirements.txt)
+# An upper bound in seconds on the test run: a hang fails the target instead of stalling CI.
+COMPAT_TIMEOUT ?= 900
+
+$(COMPAT_VENV)/.installed: pyproject.toml requirements.txt
+	@test -n "$(COMPAT_TF)" || { echo "test-compat: no tensorflow>= floor in pyproject.toml"; exit 1; }
+	rm -rf $(COMPAT_VENV)
+	$(PYTHON) -m venv $(COMPAT_VENV)
+	$(COMPAT_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(COMPAT_VENV)/bin/python -m pip install --quiet -e . "tensorflow==$(COMPAT_TF).*" $(COMPAT_TOOLS)
+	touch $@
+
+test-compat: $(COMPAT_VENV)/.installed
+	@$(COMPAT_VENV)/bin/python -c 'import importlib.metadata as m, platform; print("test-compat:", \
+	  ", ".join(f"{n} {m.version(n)}" for n in ("tensorflow", "keras", "numpy", "ai-edge-litert")), \
+	  "on Python", platform.python_version())'
+	@echo "test-compat: pytest tests (not the notebooks, site or hygiene tests), at most" \
+	  "$(COMPAT_TIMEOUT) s"
+	@timeout -k 30 $(COMPAT_TIMEOUT) $(COMPAT_VENV)/bin/python -m pytest -q -rfEs -p no:cacheprovider \
+	  -o addopts= tests --ignore=tests/test_site.py --ignore=tests/test_notebook_hygiene.py \
+	  || { status=$$?; case $$status in \
+	         124|137) echo "test-compat: stopped after COMPAT_TIMEOUT=$(COMPAT_TIMEOUT) s";; \
+	         1) ;; \
+	         *) echo "test-compat: pytest exited with status $$status (above 128: killed by a signal)";; \
+	       esac; exit $$status; }
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

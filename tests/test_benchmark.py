@@ -10,6 +10,7 @@ import sys
 
 import pytest
 import tensorflow as tf
+from tf_versions import requires_tf
 
 import prelu_tutorial as pt
 from prelu_tutorial import benchmark, ops
@@ -211,9 +212,21 @@ def test_xla_fuses_each_forward_into_one_kernel_of_two_passes(name):
 
 
 def test_fused_prelu_training_step_makes_seven_passes_in_three_kernels():
-    x = tf.ones(SHAPE)
+    # 2*4*4 = 32 rows, a multiple of the fold (8): no rows are left over.
+    x = tf.ones((2, 4, 4, 4))
     found = benchmark.kernels(step(pt.prelu), x, x, jit_compile=True)
     # Forward 2, dx 3, and the alpha gradient's chunk sums read x and the upstream gradient: 2.
+    assert sorted(k.passes for k in found) == [2, 2, 3]
+
+
+@requires_tf(
+    (2, 20),
+    "XLA before it (2.16.2, 2.17.1 and 2.19.1 tested) sums the rows left over by the fold in a "
+    "fourth kernel, which reads only those rows but which kernels() counts as two passes",
+)
+def test_rows_left_over_by_the_fold_are_summed_in_the_same_kernel():
+    x = tf.ones(SHAPE)  # 2*3*3 = 18 rows: 16 fold into 8 chunks, 2 are left over
+    found = benchmark.kernels(step(pt.prelu), x, x, jit_compile=True)
     assert sorted(k.passes for k in found) == [2, 2, 3]
 
 
