@@ -39,7 +39,7 @@ def _input_spec(model: Any) -> tf.TensorSpec:
     if isinstance(model, keras.Model):
         try:
             inputs = model.inputs
-        except AttributeError:
+        except (AttributeError, ValueError):  # Keras 3.0 raises ValueError
             inputs = None
         if not inputs:
             raise ValueError(
