@@ -82,32 +82,6 @@ def _check_opset(opset: Any, tf2onnx) -> int:
     return int(opset)
 
 
-def _model_spec(model: keras.Model) -> tf.TensorSpec:
-    """The one input of a Keras model, as a ``tf.TensorSpec``."""
-    try:
-        inputs = model.inputs
-    except AttributeError:
-        inputs = None
-    if not inputs:
-        raise ValueError(
-            "to_onnx: the model has no defined input; build it on keras.Input(...) "
-            "(a functional model or a Sequential that starts with keras.Input)."
-        )
-    if len(inputs) != 1:
-        raise ValueError(f"to_onnx: the model must take exactly one input, it takes {len(inputs)}.")
-    return tf.TensorSpec(inputs[0].shape, inputs[0].dtype)
-
-
-def _function_spec(function: Any) -> tf.TensorSpec:
-    signature = getattr(function, "input_signature", None)
-    if signature is None or len(signature) != 1:
-        raise ValueError(
-            "to_onnx: a tf.function needs an input_signature with exactly one "
-            "tf.TensorSpec, e.g. @tf.function(input_signature=[tf.TensorSpec([None, 8])])."
-        )
-    return signature[0]
-
-
 def _prelu_layers(model: keras.Model) -> list[keras.layers.Layer]:
     """Every PReLU layer in the model, nested models and layers included."""
     # Keras has no public walk over nested layers; _flatten_layers is what Model.layers uses.
@@ -345,10 +319,13 @@ def to_onnx(model: Any, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
         RuntimeError: If a PReLU layer call did not become one ``PRelu`` node
             (a tf2onnx version that writes the formula differently).
     """
+    # Imported here: export imports this module at its end.
+    from prelu_tutorial.export import _input_spec
+
     tf2onnx, onnx, _ = _onnx_modules()
     opset = _check_opset(opset, tf2onnx)
     if isinstance(model, keras.Model):
-        spec = _model_spec(model)
+        spec = _input_spec(model, "to_onnx", "None, 8")
         prelu_layers = _prelu_layers(model)
         # tf2onnx traces the function while the layers compute the formula.
         with _traced_as_formula(prelu_layers) as calls, _quiet_tf2onnx():
@@ -359,7 +336,7 @@ def to_onnx(model: Any, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
                 custom_rewriter=[_rewrite_prelu],
             )
     elif isinstance(model, tf.types.experimental.PolymorphicFunction):
-        spec = _function_spec(model)
+        spec = _input_spec(model, "to_onnx", "None, 8")
         calls = []
         with _quiet_tf2onnx():
             onnx_model, _ = tf2onnx.convert.from_function(

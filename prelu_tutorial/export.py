@@ -34,8 +34,19 @@ QUANTIZATIONS = (None, "int8", "float16")
 """The values :func:`to_tflite` accepts for ``quantize``."""
 
 
-def _input_spec(model: Any) -> tf.TensorSpec:
-    """The one input a convertible model takes, as a ``tf.TensorSpec``."""
+def _input_spec(
+    model: Any, caller: str = "to_tflite", example: str = "1, 8, 8, 3"
+) -> tf.TensorSpec:
+    """The one input a convertible model takes, as a ``tf.TensorSpec``.
+
+    Args:
+        model: A Keras model or a ``tf.function`` with an input signature.
+        caller: The exporter's name, for the error messages.
+        example: The shape the message's example signature shows.
+
+    Raises:
+        ValueError: If the model does not take exactly one defined input.
+    """
     if isinstance(model, keras.Model):
         try:
             inputs = model.inputs
@@ -43,19 +54,19 @@ def _input_spec(model: Any) -> tf.TensorSpec:
             inputs = None
         if not inputs:
             raise ValueError(
-                "to_tflite: the model has no defined input; build it on keras.Input(...) "
+                f"{caller}: the model has no defined input; build it on keras.Input(...) "
                 "(a functional model or a Sequential that starts with keras.Input)."
             )
         if len(inputs) != 1:
             raise ValueError(
-                f"to_tflite: the model must take exactly one input, it takes {len(inputs)}."
+                f"{caller}: the model must take exactly one input, it takes {len(inputs)}."
             )
         return tf.TensorSpec(inputs[0].shape, inputs[0].dtype)
     signature = getattr(model, "input_signature", None)
     if signature is None or len(signature) != 1:
         raise ValueError(
-            "to_tflite: a tf.function needs an input_signature with exactly one "
-            "tf.TensorSpec, e.g. @tf.function(input_signature=[tf.TensorSpec([1, 8, 8, 3])])."
+            f"{caller}: a tf.function needs an input_signature with exactly one "
+            f"tf.TensorSpec, e.g. @tf.function(input_signature=[tf.TensorSpec([{example}])])."
         )
     return signature[0]
 
@@ -171,9 +182,7 @@ def to_tflite(model: Any, quantize: str | None = None, representative_data: Any 
         if isinstance(model, keras.Model):
             # Tracing the model ourselves (instead of from_keras_model) avoids the
             # SavedModel round trip, which prints a temporary path on stdout.
-            concrete = tf.function(lambda x: model(x, training=False)).get_concrete_function(
-                spec
-            )
+            concrete = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
         else:
             concrete = model.get_concrete_function()
     # The converter freezes the variables it can reach from this object; a
