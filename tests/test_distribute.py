@@ -166,7 +166,10 @@ def test_a_worker_that_dies_stops_every_worker_and_is_named_with_its_error_and_l
     start = time.monotonic()
     with pytest.raises(distribute.WorkerError) as caught:
         run(
-            [waiting, dying], tmp_path, configs=loopback_configs(2), join_timeout=20,
+            [waiting, dying],
+            tmp_path,
+            configs=loopback_configs(2),
+            join_timeout=20,
             stall_timeout=30,
         )
     assert time.monotonic() - start < 15
@@ -201,7 +204,10 @@ def test_a_worker_that_stalls_after_joining_is_named_after_the_stall_timeout(tmp
     start = time.monotonic()
     with pytest.raises(distribute.WorkerTimeoutError) as caught:
         run(
-            [steady, stalling], tmp_path, configs=loopback_configs(2), join_timeout=20,
+            [steady, stalling],
+            tmp_path,
+            configs=loopback_configs(2),
+            join_timeout=20,
             stall_timeout=1.5,
         )
     assert time.monotonic() - start < 10
@@ -243,7 +249,11 @@ def test_kill_worker_sigkills_the_worker_paused_after_the_step(tmp_path):
     time.sleep(60)
     """
     outcome = run(
-        [body, body], tmp_path, configs=loopback_configs(2), join_timeout=20, kill_worker=1,
+        [body, body],
+        tmp_path,
+        configs=loopback_configs(2),
+        join_timeout=20,
+        kill_worker=1,
         at_step=3,
     )
     assert outcome.killed == (1, 3)
@@ -338,4 +348,3 @@ def test_a_killed_worker_resumes_to_the_bit_identical_result(two_workers):
     assert killed["weights"] == two_workers["weights"]
     assert killed["step_losses"] == two_workers["step_losses"]
     assert worker_processes() == []
-

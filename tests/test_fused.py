@@ -59,9 +59,25 @@ def test_fused_prelu_equals_numpy_on_inf_nan_and_signed_zero(alpha, dtype_name, 
     actual = as_float64(in_mode(pt.prelu, mode)(tf.constant(x), tf.constant(alpha, tf.float32)))
     expected = ops.prelu_numpy(x, alpha).astype(np.float64)
     np.testing.assert_allclose(actual, expected, rtol=RTOL[dtype_name], atol=0, equal_nan=True)
-    if not alpha <= 0:  # documented: for alpha <= 0 a zero may carry either sign
-        zeros = expected == 0
-        np.testing.assert_array_equal(np.signbit(actual[zeros]), np.signbit(expected[zeros]))
+
+
+@requires_tf(
+    (2, 21),
+    "before it the fused sum max(0, x) + (-alpha) * max(-x, 0) gives +0.0 for x = -0.0, an "
+    "equal value with the other sign than alpha * x (2.16.2, 2.17.1 and 2.20.0 tested)",
+)
+@pytest.mark.parametrize("mode", ["eager", "function", "xla"])
+@pytest.mark.parametrize("dtype_name", sorted(DTYPES))
+@pytest.mark.parametrize("alpha", [0.25, 2.0])
+def test_fused_prelu_gives_zeros_the_sign_of_the_reference_for_positive_alpha(
+    alpha, dtype_name, mode
+):
+    # Documented: for alpha <= 0 a zero may carry either sign.
+    x = SPECIALS.astype(DTYPES[dtype_name])
+    actual = as_float64(in_mode(pt.prelu, mode)(tf.constant(x), tf.constant(alpha, tf.float32)))
+    expected = ops.prelu_numpy(x, alpha).astype(np.float64)
+    zeros = expected == 0
+    np.testing.assert_array_equal(np.signbit(actual[zeros]), np.signbit(expected[zeros]))
 
 
 @pytest.mark.parametrize("mode", ["eager", "function", "xla"])
