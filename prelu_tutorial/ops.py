@@ -526,7 +526,8 @@ def prelu(x, alpha) -> tf.Tensor:
     ``prelu(x) = x`` for ``x > 0`` and ``alpha * x`` otherwise, for any real
     ``alpha`` (also ``alpha > 1`` and ``alpha < 0``). ``+inf`` stays ``+inf``,
     ``-inf`` becomes ``alpha * -inf``, NaN stays NaN, ``-0.0`` becomes
-    ``alpha * -0.0`` (for ``alpha > 0``, ``-0.0`` exactly; for ``alpha <= 0`` a
+    ``alpha * -0.0`` (for ``alpha > 0``, ``-0.0`` exactly with TensorFlow 2.21,
+    while 2.16 to 2.20 give ``+0.0`` there, an equal value; for ``alpha <= 0`` a
     zero result may carry the other sign than the product ``alpha * x``: the
     price of the pattern that TFLite fuses, see below). The result has
     ``x``'s dtype and shape for float16, bfloat16, float32 and float64
