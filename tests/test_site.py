@@ -275,11 +275,15 @@ BROKEN_IMAGES = (
 )
 
 
-# Code and output blocks wider than their box (the reader would have to scroll sideways).
-# Tracebacks shown on purpose may be wide; closed toggles have no width to measure.
+# Code and output blocks wider than their box (the reader would have to scroll sideways),
+# and tables that reach past the text column's right edge. Tracebacks shown on purpose may
+# be wide; closed toggles have no width to measure.
 CLIPPED_BLOCKS = (
     "[...document.querySelectorAll('article.bd-article pre')]"
     ".filter(p => !p.closest('.tag_raises-exception') && p.scrollWidth > p.clientWidth + 1)"
+    ".concat([...document.querySelectorAll('article.bd-article table')].filter(t => "
+    "t.offsetParent !== null && t.getBoundingClientRect().right > "
+    "document.querySelector('article.bd-article').getBoundingClientRect().right + 1))"
     ".map(p => p.textContent.trim().split('\\n')[0].slice(0, 100))"
 )
 
