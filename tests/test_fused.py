@@ -26,12 +26,6 @@ def fused_from_the_first_call(monkeypatch):
     monkeypatch.setattr(ops, "_compiles_in_eager", lambda x, alpha: True)
 
 
-@pytest.fixture
-def float32_policy():
-    yield
-    keras.mixed_precision.set_global_policy("float32")
-
-
 def in_mode(function, mode):
     """``function`` run eagerly, inside ``tf.function`` or compiled whole by XLA."""
     if mode == "eager":

@@ -14,12 +14,6 @@ def build(layer, shape):
     return tuple(layer.alpha.shape)
 
 
-@pytest.fixture
-def float32_policy():
-    yield
-    keras.mixed_precision.set_global_policy("float32")
-
-
 def test_default_alpha_is_channel_wise_with_the_papers_initial_value():
     layer = pt.PReLU()
     assert build(layer, (None, 5, 7, 3)) == (1, 1, 3)

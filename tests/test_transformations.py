@@ -205,12 +205,6 @@ def test_mixed_float16_layer_on_a_large_feature_map_gets_a_finite_alpha_gradient
     assert grad.numpy().ravel()[0] == -200_704.0
 
 
-@pytest.fixture
-def float32_policy():
-    yield
-    keras.mixed_precision.set_global_policy("float32")
-
-
 def test_unknown_rank_above_eight_gives_the_reference_values():
     compiled = tf.function(pt.prelu, input_signature=[tf.TensorSpec(None), tf.TensorSpec([2])])
     x = np.random.default_rng(0).normal(size=(1, 2, 1, 1, 2, 1, 1, 1, 1, 2)).astype(np.float32)
