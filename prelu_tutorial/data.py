@@ -8,6 +8,10 @@ Both are built or loaded locally (no download), are deterministic for a given
 from __future__ import annotations
 
 import numpy as np
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+
+from prelu_tutorial._checks import check_int, check_real
 
 __all__ = ["digits", "two_spirals"]
 
@@ -42,17 +46,17 @@ def two_spirals(
         ``(2 * n_per_class,)`` holding ``n_per_class`` zeros and as many ones.
 
     Raises:
-        ValueError: If ``n_per_class < 1``, ``noise < 0`` or ``turns <= 0``.
+        TypeError: If ``n_per_class`` is not an integer, or ``seed`` is not
+            an integer.
+        ValueError: If ``n_per_class < 1``, ``noise < 0``, ``turns <= 0`` or
+            ``seed < 0``.
     """
-    if isinstance(n_per_class, bool) or not isinstance(n_per_class, (int, np.integer)):
-        raise ValueError(f"two_spirals: n_per_class must be an integer, got {n_per_class!r}.")
-    if n_per_class < 1:
-        raise ValueError(f"two_spirals: n_per_class must be at least 1, got {n_per_class}.")
+    n_per_class = check_int(n_per_class, "n_per_class", minimum=1, owner="two_spirals")
     if not noise >= 0:
         raise ValueError(f"two_spirals: noise must be >= 0, got {noise!r}.")
     if not turns > 0:
         raise ValueError(f"two_spirals: turns must be > 0, got {turns!r}.")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_int(seed, "seed", owner="two_spirals"))
     t = rng.uniform(0.0, 1.0, size=n_per_class)
     angle = 2.0 * np.pi * turns * t
     spiral = np.stack([t * np.cos(angle), t * np.sin(angle)], axis=1)
@@ -84,18 +88,18 @@ def digits(
         as int64 arrays of shape ``(n,)`` with values 0 to 9.
 
     Raises:
+        TypeError: If ``test_fraction`` is not a real number or ``seed`` not
+            an integer.
         ValueError: If ``test_fraction`` is not strictly between 0 and 1, or
-            leaves fewer test (or train) images than there are classes.
-        ImportError: If scikit-learn is not installed.
+            leaves fewer test (or train) images than there are classes, or
+            ``seed < 0``.
     """
-    if isinstance(test_fraction, bool) or not 0.0 < test_fraction < 1.0:
+    test_fraction = check_real(test_fraction, "test_fraction", owner="digits")
+    if not 0.0 < test_fraction < 1.0:
         raise ValueError(
             f"digits: test_fraction must be strictly between 0 and 1, got {test_fraction!r}."
         )
-    # Imported here so that `import prelu_tutorial` works without scikit-learn.
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
+    seed = check_int(seed, "seed", owner="digits")
     bunch = load_digits()
     images = (bunch.images / 16.0).astype(np.float32)[..., np.newaxis]
     labels = bunch.target.astype(np.int64)

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 
 import tensorflow as tf
 
+from prelu_tutorial._checks import check_int
 from prelu_tutorial.ops import FORMULATIONS
 
 __all__ = [
@@ -112,14 +113,14 @@ def pick_device(
         A device name such as ``"/GPU:0"`` or ``"/CPU:0"``.
 
     Raises:
-        ValueError: If ``kind`` is unknown, ``index`` is not a non-negative
-            integer, or there is no device of that kind with that index (the
+        TypeError: If ``index`` is not an integer.
+        ValueError: If ``kind`` is unknown, ``index`` is negative, or there
+            is no device of that kind with that index (the
             message lists what there is).
     """
     if not isinstance(kind, str) or kind.upper() not in {k.upper() for k in DEVICE_KINDS}:
         raise ValueError(f"pick_device: kind must be one of {DEVICE_KINDS}, got {kind!r}.")
-    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
-        raise ValueError(f"pick_device: index must be an integer >= 0, got {index!r}.")
+    index = check_int(index, "index", owner="pick_device")
     devices = _logical(devices)
     kind = kind.upper()
     if kind == "AUTO":
@@ -261,12 +262,12 @@ def split_cpu(count: int) -> None:
         count: Number of logical CPUs, at least 1.
 
     Raises:
-        ValueError: If ``count`` is not an integer >= 1.
+        TypeError: If ``count`` is not an integer.
+        ValueError: If ``count < 1``.
         RuntimeError: If TensorFlow's runtime has already started with a
             different split.
     """
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise ValueError(f"split_cpu: count must be an integer >= 1, got {count!r}.")
+    count = check_int(count, "count", minimum=1, owner="split_cpu")
     cpu = tf.config.list_physical_devices("CPU")[0]
     # No configuration means TensorFlow's default: the CPU is one device.
     current = len(tf.config.get_logical_device_configuration(cpu) or []) or 1

@@ -24,11 +24,11 @@ Both initializers here are ``VarianceScaling`` with ``scale = 2 / (1 + a**2)``:
 
 from __future__ import annotations
 
-import math
-import numbers
 from typing import Any
 
 import keras
+
+from prelu_tutorial._checks import check_real
 
 __all__ = ["PReLUHeNormal", "PReLUHeUniform"]
 
@@ -37,14 +37,7 @@ _MODES = ("fan_in", "fan_out")
 
 def _checked_alpha(alpha: Any, owner: str) -> float:
     """Returns ``alpha`` as a Python float, or raises for a value the formula cannot use."""
-    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
-        raise TypeError(
-            f"{owner}: alpha must be a real number (the PReLU slope), got {alpha!r} "
-            f"of type {type(alpha).__name__}."
-        )
-    alpha = float(alpha)
-    if not math.isfinite(alpha):
-        raise ValueError(f"{owner}: alpha must be finite, got {alpha!r}.")
+    alpha = check_real(alpha, "alpha", owner=owner)
     if not 2.0 / (1.0 + alpha * alpha) > 0.0:
         raise ValueError(
             f"{owner}: alpha={alpha!r} is so large that the variance 2 / (1 + alpha**2) "

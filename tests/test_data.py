@@ -69,7 +69,6 @@ def test_two_spirals_puts_both_classes_in_the_last_tenth():
     ("kwargs", "argument"),
     [
         ({"n_per_class": 0}, "n_per_class"),
-        ({"n_per_class": 2.5}, "n_per_class"),
         ({"n_per_class": 10, "noise": -0.1}, "noise"),
         ({"n_per_class": 10, "noise": float("nan")}, "noise"),
         ({"n_per_class": 10, "turns": 0.0}, "turns"),
@@ -78,6 +77,33 @@ def test_two_spirals_puts_both_classes_in_the_last_tenth():
 def test_two_spirals_rejects_bad_arguments_naming_them(kwargs, argument):
     with pytest.raises(ValueError, match=argument):
         data.two_spirals(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "argument"),
+    [
+        ({"n_per_class": 2.5}, "n_per_class"),
+        ({"n_per_class": True}, "n_per_class"),
+        ({"n_per_class": 10, "seed": "0"}, "seed"),
+    ],
+)
+def test_two_spirals_rejects_arguments_of_the_wrong_type_naming_them(kwargs, argument):
+    with pytest.raises(TypeError, match=f"two_spirals: {argument} must be an integer"):
+        data.two_spirals(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "argument"),
+    [
+        ({"seed": 1.5}, TypeError, "seed"),
+        ({"seed": -1}, ValueError, "seed"),
+        ({"test_fraction": "0.2"}, TypeError, "test_fraction"),
+        ({"test_fraction": float("nan")}, ValueError, "test_fraction"),
+    ],
+)
+def test_digits_rejects_bad_arguments_with_our_message(kwargs, error, argument):
+    with pytest.raises(error, match=f"digits: {argument}"):
+        data.digits(**kwargs)
 
 
 def test_digits_returns_images_scaled_to_unit_range_with_a_channel_axis():

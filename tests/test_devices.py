@@ -75,9 +75,11 @@ def test_pick_device_rejects_an_unknown_kind():
         devices.pick_device("cuda")
 
 
-@pytest.mark.parametrize("index", [-1, 1.0, True])
-def test_pick_device_rejects_an_index_that_is_not_a_natural_number(index):
-    with pytest.raises(ValueError, match="index must be an integer >= 0"):
+@pytest.mark.parametrize(
+    ("index", "error"), [(-1, ValueError), (1.0, TypeError), (True, TypeError)]
+)
+def test_pick_device_rejects_an_index_that_is_not_a_natural_number(index, error):
+    with pytest.raises(error, match="index must be an integer >= 0"):
         devices.pick_device("CPU", index, devices=_fake("CPU:0", "CPU:1"))
 
 
@@ -199,9 +201,9 @@ def test_split_cpu_after_the_runtime_starts_says_to_restart():
         devices.split_cpu(7)
 
 
-@pytest.mark.parametrize("count", [0, 2.0, True])
-def test_split_cpu_rejects_a_count_that_is_not_a_positive_integer(count):
-    with pytest.raises(ValueError, match="count must be an integer >= 1"):
+@pytest.mark.parametrize(("count", "error"), [(0, ValueError), (2.0, TypeError), (True, TypeError)])
+def test_split_cpu_rejects_a_count_that_is_not_a_positive_integer(count, error):
+    with pytest.raises(error, match="count must be an integer >= 1"):
         devices.split_cpu(count)
 
 
