@@ -17,6 +17,7 @@ from prelu_tutorial.benchmark.op_level import Measurement
 from prelu_tutorial.benchmark.user_level import (
     BATCH,
     INFERENCE_BATCH,
+    LOOP_BATCH,
     PARTS,
     ModelBenchmark,
     ModelFigure,
@@ -171,8 +172,9 @@ def comparison_rows(result: ModelBenchmark, statistic: str = "median") -> list[d
         statistic: ``"median"`` or ``"min"``: which ratio each cell holds.
 
     Returns:
-        Dicts with the keys ``"activation"`` and each measured part, the
-        values floats (``nan`` where a part was not measured).
+        Dicts with the keys ``"activation"``, ``"default"`` (whether it is
+        what ``pt.PReLU()`` runs) and each measured part, whose values are
+        floats (``nan`` where a part was not measured).
 
     Raises:
         ValueError: If ``statistic`` is neither.
@@ -183,12 +185,17 @@ def comparison_rows(result: ModelBenchmark, statistic: str = "median") -> list[d
     names = [name for name in dict.fromkeys(f.candidate for f in result.figures) if name != "relu"]
     rows = []
     for name in names:
-        row: dict[str, object] = {"activation": name}
+        row: dict[str, object] = {"activation": name, "default": _is_default(name, result)}
         for part in parts:
             found = [f for f in result.figures if (f.candidate, f.part) == (name, part)]
             row[part] = getattr(found[0], f"{statistic}_ratio") if found else math.nan
         rows.append(row)
     return rows
+
+
+def _is_default(name: str, result: ModelBenchmark) -> bool:
+    """Whether the candidate is what ``pt.PReLU()`` runs."""
+    return name in ("pt.PReLU", f"pt.PReLU[{result.default_implementation}]")
 
 
 def _cell(figure: ModelFigure) -> str:
@@ -213,7 +220,7 @@ def comparison_table(result: ModelBenchmark) -> tables.Table:
     parts = [part for part in PARTS if any(f.part == part for f in result.figures)]
     rows = []
     for name in dict.fromkeys(f.candidate for f in result.figures):
-        row = [name]
+        row = [f"{name} (default)" if _is_default(name, result) else name]
         for part in parts:
             found = [f for f in result.figures if (f.candidate, f.part) == (name, part)]
             if not found:
@@ -241,8 +248,9 @@ def format_model(result: ModelBenchmark) -> str:
         The text, ending with a newline.
     """
     lines = [
-        f"small CNN, 32x32x3, batch {BATCH} (inference {INFERENCE_BATCH}); {result.rounds} "
-        f"rounds, loop {result.loop_rounds} rounds; load average {result.load_average:.2f}",
+        f"small CNN, 32x32x3, batch {BATCH} (inference {INFERENCE_BATCH}, loop "
+        f"{LOOP_BATCH}); {result.rounds} rounds, loop {result.loop_rounds} rounds; "
+        f"load average {result.load_average:.2f}",
         repr(comparison_table(result)),
     ]
     loop = [f for f in result.figures if f.part == "variable-size loop"]

@@ -7,9 +7,10 @@ candidate (:func:`candidate_names`) is timed as a user runs it:
 - ``fit step``: one ``train_on_batch`` on a batch of 64, compiled as Keras
   compiles it by default (``jit_compile="auto"``);
 - ``eager inference``: ``model(x)`` called eagerly on a batch of 8;
-- ``variable-size loop``: a fresh model trained with ``train_on_batch`` over
-  12 image sizes, each seen twice: the total seconds, compiles included, and
-  the growth of the process' resident memory over the loop.
+- ``variable-size loop``: a fresh model trained with ``train_on_batch`` on
+  batches of 16 over 12 image sizes (8x8 and up), each seen twice: the total
+  seconds, compiles included, and the growth of the process' resident memory
+  over the loop. Each round's sizes are new to the process.
 
 The candidates are interleaved round-robin (:mod:`.timing`), after untimed
 warm-up calls that also build the C++ op of the ``custom_op`` implementation.
@@ -38,12 +39,14 @@ from prelu_tutorial.benchmark import timing
 __all__ = [
     "BATCH",
     "INFERENCE_BATCH",
+    "LOOP_BATCH",
     "LOOP_SIZES",
     "PARTS",
     "ModelBenchmark",
     "ModelFigure",
     "ModelPlan",
     "candidate_names",
+    "default_implementation",
     "measure_model",
     "plan_model",
     "run_model",
@@ -61,19 +64,37 @@ IMAGE_SHAPE = (32, 32, 3)
 CLASSES = 10
 LOOP_SIZES = 12
 """Distinct image sizes per variable-size loop; each is trained on twice."""
+LOOP_BATCH = 16
+"""The variable-size loop's batch size."""
 
-_LOOP_SMALLEST = 16  # the loop's image sizes start here
+_LOOP_SMALLEST = 8  # the loop's image sizes start here
 _MIN_SAMPLE_SECONDS = 0.05  # short calls are repeated within a sample until it lasts this long
 
 
-def candidate_names() -> tuple[str, ...]:
-    """The names of the activations timed: ReLU, Keras' PReLU, ``pt.PReLU()`` and each
-    value of :data:`prelu_tutorial.layers.IMPLEMENTATIONS` (read now, not at import).
+def default_implementation() -> str:
+    """The implementation ``pt.PReLU()`` runs when none is named.
 
     Returns:
-        ``("relu", "keras.layers.PReLU", "pt.PReLU", "pt.PReLU[<implementation>]", ...)``.
+        ``pt.PReLU().implementation``.
     """
-    return ("relu", "keras.layers.PReLU", "pt.PReLU") + tuple(
+    return layers.PReLU().implementation
+
+
+def candidate_names() -> tuple[str, ...]:
+    """The activations timed: ReLU, Keras' PReLU and ``pt.PReLU`` with each value of
+    :data:`prelu_tutorial.layers.IMPLEMENTATIONS` (read now, not at import).
+
+    ``pt.PReLU()`` with no argument is one of those rows when its default is
+    one of them (the table marks it); it gets its own row, ``"pt.PReLU"``,
+    only when its default is none of them. Timing one code path twice would
+    be worse than redundant: the second run would find the shapes the first
+    one compiled in the process' caches.
+
+    Returns:
+        ``("relu", "keras.layers.PReLU", "pt.PReLU[<implementation>]", ...)``.
+    """
+    default = () if default_implementation() in layers.IMPLEMENTATIONS else ("pt.PReLU",)
+    return ("relu", "keras.layers.PReLU", *default) + tuple(
         f"pt.PReLU[{name}]" for name in layers.IMPLEMENTATIONS
     )
 
@@ -174,6 +195,7 @@ class ModelBenchmark:
             compiler for ``custom_op``).
         rounds: Rounds of the fit step and eager inference.
         loop_rounds: Rounds of the variable-size loop.
+        default_implementation: What ``pt.PReLU()`` ran (:func:`default_implementation`).
         load_average: The machine's 1-minute load average when the run began
             (a loaded machine gives slower, noisier timings).
         tensorflow: TensorFlow's version.
@@ -184,6 +206,7 @@ class ModelBenchmark:
     skipped: dict[str, str] = field(default_factory=dict)
     rounds: int = 0
     loop_rounds: int = 0
+    default_implementation: str = ""
     load_average: float = math.nan
     tensorflow: str = tf.__version__
     keras: str = keras.__version__
@@ -275,7 +298,7 @@ def _variable_size_loop(
     """A fresh model trained on each size twice: (seconds, resident memory growth in MB)."""
     keras.utils.set_random_seed(0)
     model = small_cnn(candidate)
-    batches = [_batch(rng, BATCH, size, size) for size in sizes for _ in range(2)]
+    batches = [_batch(rng, LOOP_BATCH, size, size) for size in sizes for _ in range(2)]
     gc.collect()
     before = _resident_mb()
     start = time.perf_counter()
@@ -383,6 +406,7 @@ def measure_model(request: ModelPlan, progress: Callable[[str], object] | None =
         skipped=skipped,
         rounds=request.rounds,
         loop_rounds=request.loop_rounds,
+        default_implementation=default_implementation(),
         load_average=load,
     )
 
