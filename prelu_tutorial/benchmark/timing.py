@@ -86,13 +86,14 @@ def modes(
     that leaves at least ``min_group`` samples on each side. The samples are
     bimodal if one such gap is wider than ``gap_factor`` times the spread
     (largest minus smallest) of each side, and wider than ``min_gap`` times
-    the lower side's largest sample. Where several gaps qualify, the widest
-    relative to the sides' spreads is the split. A single slow outlier is not
-    a mode: each side needs ``min_group`` samples.
+    the lower side's largest sample. With ``gap_factor >= 1`` at most one gap
+    qualifies: any other gap lies inside one of its sides. A single slow
+    outlier is not a mode: each side needs ``min_group`` samples.
 
     Args:
         samples: Timings (any unit), at least one.
-        gap_factor: How many times each side's spread the gap must exceed.
+        gap_factor: How many times each side's spread the gap must exceed
+            (at least 1).
         min_gap: How large the gap must be relative to the lower side's top.
         min_group: The fewest samples a group may hold (at least 1).
 
@@ -106,21 +107,16 @@ def modes(
     values = np.sort(np.asarray(samples, dtype=np.float64))
     if values.size == 0 or not np.all(np.isfinite(values)):
         raise ValueError(f"modes: samples must be finite and not empty, got {list(samples)!r}.")
-    check_real(gap_factor, "gap_factor", owner="modes", minimum=0)
+    check_real(gap_factor, "gap_factor", owner="modes", minimum=1)
     check_real(min_gap, "min_gap", owner="modes", minimum=0)
     check_int(min_group, "min_group", minimum=1, owner="modes")
-    best, split = 0.0, None
-    for index in range(min_group, values.size - min_group + 1):
-        low, high = values[:index], values[index:]
+    for split in range(min_group, values.size - min_group + 1):
+        low, high = values[:split], values[split:]
         gap = high[0] - low[-1]
         spread = max(low[-1] - low[0], high[-1] - high[0])
         if gap > gap_factor * spread and gap > min_gap * low[-1]:
-            score = math.inf if spread == 0 else gap / spread
-            if split is None or score > best:
-                best, split = score, index
-    if split is None:
-        return (float(np.median(values)),)
-    return float(np.median(values[:split])), float(np.median(values[split:]))
+            return float(np.median(low)), float(np.median(high))
+    return (float(np.median(values)),)
 
 
 def summarize(samples: Sequence[float]) -> Summary:
