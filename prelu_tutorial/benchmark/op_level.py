@@ -24,6 +24,7 @@ import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import keras
 import numpy as np
@@ -394,39 +395,23 @@ def measure(request: Plan, progress: bool = True) -> list[Measurement]:
     return measurements
 
 
-def run(
-    sizes: Sequence[str | Sequence[int]] = tuple(SIZES),
-    dtype: str = "float32",
-    device: str = "cpu",
-    candidates: Sequence[str] = CANDIDATES,
-    modes: Sequence[str] = MODES,
-    directions: Sequence[str] = DIRECTIONS,
-    repeats: int = 10,
-    warmup: int = 2,
-    progress: bool = True,
-) -> list[Measurement]:
+def run(progress: bool = True, **request: Any) -> list[Measurement]:
     """Times the candidates and returns one :class:`Measurement` per configuration.
 
     The request is checked in full (:func:`plan`) before anything runs.
 
     Args:
-        sizes: Names from :data:`SIZES`, ``"NxHxWxC"`` strings or shapes.
-        dtype: One of :data:`DTYPES`.
-        device: ``"cpu"`` or ``"gpu"`` (the first of its kind).
-        candidates: A subset of :data:`CANDIDATES` and :data:`OPTIONAL_CANDIDATES`.
-        modes: A subset of :data:`MODES`.
-        directions: A subset of :data:`DIRECTIONS`.
-        repeats: Interleaved rounds per configuration; the minimum, the
-            median and the quartiles are kept.
-        warmup: Untimed calls per configuration first (tracing, compiling).
         progress: Show a ``keras.utils.Progbar`` on stdout.
+        **request: The keyword arguments of :func:`plan`: ``sizes``,
+            ``dtype``, ``device``, ``candidates``, ``modes``, ``directions``,
+            ``repeats`` (interleaved rounds; the minimum, the median and the
+            quartiles are kept) and ``warmup``.
 
     Returns:
         Measurements in the order size, direction, candidate, mode.
 
     Raises:
         ValueError: As :func:`plan`.
-        TypeError: As :func:`plan`.
+        TypeError: As :func:`plan`, or for an argument :func:`plan` does not take.
     """
-    request = plan(sizes, dtype, device, candidates, modes, directions, repeats, warmup)
-    return measure(request, progress=progress)
+    return measure(plan(**request), progress=progress)

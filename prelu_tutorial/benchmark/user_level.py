@@ -27,6 +27,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import keras
 import numpy as np
@@ -411,27 +412,19 @@ def measure_model(request: ModelPlan, progress: Callable[[str], object] | None =
     )
 
 
-def run_model(
-    candidates: Sequence[str] | None = None,
-    parts: Sequence[str] = PARTS,
-    rounds: int = 7,
-    loop_rounds: int = 3,
-    progress: Callable[[str], object] | None = None,
-) -> ModelBenchmark:
+def run_model(progress: Callable[[str], object] | None = None, **request: Any) -> ModelBenchmark:
     """Times the small CNN with each activation; the request is checked before anything runs.
 
     Args:
-        candidates: Names from :func:`candidate_names` (``None``: all).
-        parts: A subset of :data:`PARTS` (or ``fit``, ``eager``, ``loop``).
-        rounds: Rounds of the fit step and eager inference.
-        loop_rounds: Rounds of the variable-size loop.
         progress: Called with a short line before each stage (e.g. ``print``).
+        **request: The keyword arguments of :func:`plan_model`:
+            ``candidates``, ``parts``, ``rounds`` and ``loop_rounds``.
 
     Returns:
         The :class:`ModelBenchmark`.
 
     Raises:
         ValueError: As :func:`plan_model`.
-        TypeError: As :func:`plan_model`.
+        TypeError: As :func:`plan_model`, or for an argument it does not take.
     """
-    return measure_model(plan_model(candidates, parts, rounds, loop_rounds), progress)
+    return measure_model(plan_model(**request), progress)
