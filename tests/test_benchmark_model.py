@@ -5,6 +5,7 @@ import math
 
 import keras
 import pytest
+import tensorflow as tf
 
 from prelu_tutorial import layers
 from prelu_tutorial.benchmark import cli, report, timing, user_level
@@ -40,9 +41,10 @@ def test_model_json_gives_each_ratio_as_the_statistic_over_relus(smoke):
         assert isinstance(prelu["bimodal"], bool)
 
 
-def test_model_json_records_the_default_implementation_and_the_load(smoke):
+def test_model_json_records_the_default_implementation_the_device_and_the_load(smoke):
     _, document = smoke
     assert document["default_implementation"] == layers.PReLU().implementation
+    assert document["device"] == ("GPU:0" if tf.config.list_logical_devices("GPU") else "CPU:0")
     assert math.isfinite(document["load_average"])
 
 
@@ -96,9 +98,17 @@ def test_plan_model_refuses_an_empty_or_bad_request(kwargs, error):
         user_level.plan_model(**kwargs)
 
 
+def test_plan_model_reads_pt_prelu_as_the_default_implementation():
+    plan = user_level.plan_model(["pt.PReLU"])
+    assert plan.candidates == ("relu", f"pt.PReLU[{user_level.default_implementation()}]")
+
+
 def test_a_candidate_that_cannot_build_is_skipped_with_its_reason(monkeypatch):
     reasons = {"pt.PReLU[custom_op]": "CompilerNotFoundError: no compiler"}
-    monkeypatch.setattr(user_level, "_prepare", lambda name: reasons.get(name))
+    prepare = user_level._prepare
+    monkeypatch.setattr(
+        user_level, "_prepare", lambda name, x, y: reasons.get(name) or prepare(name, x, y)
+    )
     plan = user_level.plan_model(["relu", "pt.PReLU[custom_op]"], parts=["eager"], rounds=1)
     result = user_level.measure_model(plan)
     assert result.skipped == reasons

@@ -249,8 +249,8 @@ def format_model(result: ModelBenchmark) -> str:
     """
     lines = [
         f"small CNN, 32x32x3, batch {BATCH} (inference {INFERENCE_BATCH}, loop "
-        f"{LOOP_BATCH}); {result.rounds} rounds, loop {result.loop_rounds} rounds; "
-        f"load average {result.load_average:.2f}",
+        f"{LOOP_BATCH}) on {result.device}; {result.rounds} rounds, loop "
+        f"{result.loop_rounds} rounds; load average {result.load_average:.2f}",
         repr(comparison_table(result)),
     ]
     loop = [f for f in result.figures if f.part == "variable-size loop"]

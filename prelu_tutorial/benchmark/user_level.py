@@ -197,6 +197,8 @@ class ModelBenchmark:
         rounds: Rounds of the fit step and eager inference.
         loop_rounds: Rounds of the variable-size loop.
         default_implementation: What ``pt.PReLU()`` ran (:func:`default_implementation`).
+        device: Where Keras placed the models: ``"GPU:0"`` if TensorFlow sees
+            a GPU, else ``"CPU:0"``.
         load_average: The machine's 1-minute load average when the run began
             (a loaded machine gives slower, noisier timings).
         tensorflow: TensorFlow's version.
@@ -208,6 +210,7 @@ class ModelBenchmark:
     rounds: int = 0
     loop_rounds: int = 0
     default_implementation: str = ""
+    device: str = "CPU:0"
     load_average: float = math.nan
     tensorflow: str = tf.__version__
     keras: str = keras.__version__
@@ -240,8 +243,9 @@ def plan_model(
     """Checks a request, measuring nothing.
 
     Args:
-        candidates: Names from :func:`candidate_names` (``None``: all); ReLU is
-            always added, the ratios need it.
+        candidates: Names from :func:`candidate_names` (``None``: all);
+            ``"pt.PReLU"`` names the default's row. ReLU is always added, the
+            ratios need it.
         parts: A subset of :data:`PARTS`, or their short names ``fit``,
             ``eager``, ``loop``.
         rounds: Rounds of the fit step and eager inference; at least 1.
@@ -256,21 +260,25 @@ def plan_model(
         TypeError: If a count is not an integer.
     """
     known = candidate_names()
-    chosen = tuple(dict.fromkeys(known if candidates is None else candidates))
+    # "pt.PReLU" names the default wherever the default has a row of its own name.
+    default = f"pt.PReLU[{default_implementation()}]"
+    alias = {"pt.PReLU": default} if default in known else {}
+    named = known if candidates is None else [alias.get(name, name) for name in candidates]
+    chosen = tuple(dict.fromkeys(named))
     unknown = [name for name in chosen if name not in known]
     if unknown or not chosen:
         raise ValueError(f"candidates must be among {list(known)}, got {list(chosen)}.")
     if all(name == "relu" for name in chosen):
         raise ValueError(f"nothing to measure besides relu: candidates {list(chosen)}.")
-    named = tuple(dict.fromkeys(_PART_KEYS.get(part, part) for part in parts))
-    if not named or any(part not in PARTS for part in named):
+    parts_named = tuple(dict.fromkeys(_PART_KEYS.get(part, part) for part in parts))
+    if not parts_named or any(part not in PARTS for part in parts_named):
         raise ValueError(
             f"parts must be among {list(_PART_KEYS)} or {list(PARTS)}, got {list(parts)}."
         )
     rounds = check_int(rounds, "rounds", minimum=1)
     loop_rounds = check_int(loop_rounds, "loop_rounds", minimum=1)
     ordered = ("relu", *[name for name in chosen if name != "relu"])
-    return ModelPlan(ordered, tuple(p for p in PARTS if p in named), rounds, loop_rounds)
+    return ModelPlan(ordered, tuple(p for p in PARTS if p in parts_named), rounds, loop_rounds)
 
 
 def _resident_mb() -> float:
@@ -309,13 +317,29 @@ def _variable_size_loop(
     return seconds, _resident_mb() - before
 
 
-def _prepare(candidate: str) -> str | None:
-    """Runs a candidate once, untimed (this builds the C++ op); the error text if it fails."""
+def _prepare(candidate: str, x: np.ndarray, y: np.ndarray) -> keras.Model | str:
+    """The candidate's model after one eager call and one fit step, or why it failed.
+
+    Both calls are untimed: they build the C++ op of ``custom_op`` and
+    compile the train step, so that neither lands in a timed round.
+
+    Args:
+        candidate: One of :func:`candidate_names`.
+        x: A batch of images.
+        y: Their labels.
+
+    Returns:
+        The model, or the first line of the error (e.g. no C++ compiler, or
+        an op XLA cannot compile where Keras' default compiles the step with XLA).
+    """
+    keras.utils.set_random_seed(0)
     try:
-        small_cnn(candidate, IMAGE_SHAPE)(np.zeros((1, *IMAGE_SHAPE), "float32"))
+        model = small_cnn(candidate, IMAGE_SHAPE)
+        model(x[:INFERENCE_BATCH])
+        model.train_on_batch(x, y)
     except (RuntimeError, OSError, tf.errors.OpError) as error:
-        return f"{type(error).__name__}: {error}".splitlines()[0]
-    return None
+        return f"{type(error).__name__}: {error}".strip().splitlines()[0]
+    return model
 
 
 def _figures(
@@ -354,38 +378,34 @@ def measure_model(request: ModelPlan, progress: Callable[[str], object] | None =
     skipped = {}
     with quiet_logger():
         say("building and warming up " + ", ".join(request.candidates))
+        rng = np.random.default_rng(0)
+        x, y = _batch(rng, BATCH, *IMAGE_SHAPE[:2])
+        small = x[:INFERENCE_BATCH]
+        models = {}
         for name in request.candidates:
-            reason = _prepare(name)
-            if reason is not None:
-                skipped[name] = reason
+            prepared = _prepare(name, x, y)
+            if isinstance(prepared, str):
+                skipped[name] = prepared
+            else:
+                models[name] = prepared
         if "relu" in skipped:
             raise RuntimeError(f"the ReLU model failed to run: {skipped['relu']}")
-        names = [name for name in request.candidates if name not in skipped]
-        rng = np.random.default_rng(0)
+        names = list(models)
         figures = []
-        if "fit step" in request.parts or "eager inference" in request.parts:
-            x, y = _batch(rng, BATCH, *IMAGE_SHAPE[:2])
-            small = x[:INFERENCE_BATCH]
-            models = {}
-            for name in names:
-                keras.utils.set_random_seed(0)
-                models[name] = small_cnn(name, IMAGE_SHAPE)
-            parts = {
-                "fit step": {n: (lambda m=m: m.train_on_batch(x, y)) for n, m in models.items()},
-                "eager inference": {n: (lambda m=m: m(small)) for n, m in models.items()},
+        parts = {
+            "fit step": {n: (lambda m=m: m.train_on_batch(x, y)) for n, m in models.items()},
+            "eager inference": {n: (lambda m=m: m(small)) for n, m in models.items()},
+        }
+        for part, calls in parts.items():
+            if part not in request.parts:
+                continue
+            say(f"{part}: {request.rounds} rounds")
+            numbers = {
+                n: timing.calls_per_sample(call, _MIN_SAMPLE_SECONDS, limit=100)
+                for n, call in calls.items()
             }
-            for part, calls in parts.items():
-                if part not in request.parts:
-                    continue
-                say(f"{part}: warming up, then {request.rounds} rounds")
-                for call in calls.values():
-                    call()
-                numbers = {
-                    n: timing.calls_per_sample(call, _MIN_SAMPLE_SECONDS, limit=100)
-                    for n, call in calls.items()
-                }
-                samples = timing.interleave(calls, numbers, request.rounds)
-                figures += _figures(part, {n: timing.summarize(s) for n, s in samples.items()})
+            samples = timing.interleave(calls, numbers, request.rounds)
+            figures += _figures(part, {n: timing.summarize(s) for n, s in samples.items()})
         if "variable-size loop" in request.parts:
             seconds = {name: [] for name in names}
             growth = {name: [] for name in names}
@@ -408,6 +428,7 @@ def measure_model(request: ModelPlan, progress: Callable[[str], object] | None =
         rounds=request.rounds,
         loop_rounds=request.loop_rounds,
         default_implementation=default_implementation(),
+        device="GPU:0" if tf.config.list_logical_devices("GPU") else "CPU:0",
         load_average=load,
     )
 
