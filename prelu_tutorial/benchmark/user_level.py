@@ -39,6 +39,8 @@ from prelu_tutorial.benchmark import timing
 
 __all__ = [
     "BATCH",
+    "CLASSES",
+    "IMAGE_SHAPE",
     "INFERENCE_BATCH",
     "LOOP_BATCH",
     "LOOP_SIZES",
@@ -60,8 +62,11 @@ PARTS = ("fit step", "eager inference", "variable-size loop")
 _PART_KEYS = {"fit": "fit step", "eager": "eager inference", "loop": "variable-size loop"}
 
 BATCH = 64
+"""The fit step's batch size."""
 INFERENCE_BATCH = 8
+"""Eager inference's batch size."""
 IMAGE_SHAPE = (32, 32, 3)
+"""The fit step's and eager inference's image shape."""
 CLASSES = 10
 LOOP_SIZES = 12
 """Distinct image sizes per variable-size loop; each is trained on twice."""
