@@ -516,7 +516,7 @@ def test_benchmark_times_the_op_in_eager_and_function_modes_but_not_xla():
     measurements = pt.benchmark.run(
         sizes=["2x4x4x8"],
         candidates=["custom_op"],
-        passes=["forward+backward"],
+        directions=["forward+backward"],
         repeats=1,
         warmup=0,
         progress=False,
