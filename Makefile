@@ -28,7 +28,7 @@ test: $(BIN)/.installed
 # tests need the pinned book environment and are left out.
 COMPAT_TF ?= $(shell sed -n 's/^ *"tensorflow>=\([0-9.]*\).*/\1/p' pyproject.toml)
 COMPAT_VENV := _build/venv-compat-tf$(COMPAT_TF)
-COMPAT_TOOLS := $(shell grep -E '^(pytest|hypothesis)==' requirements.txt)
+COMPAT_TOOLS := $(shell grep -E '^(pytest|hypothesis|beautifulsoup4|pyyaml)==' requirements.txt)
 # An upper bound in seconds on the test run: a hang fails the target instead of stalling CI.
 COMPAT_TIMEOUT ?= 900
 
