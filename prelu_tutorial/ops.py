@@ -301,27 +301,68 @@ _MAX_BROADCAST_RANK = 8
 """The largest rank TensorFlow's broadcasting kernels (``SelectV2``, ``Mul``) take."""
 
 
-def _prelu_unfused(x: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
-    """:func:`prelu_where` with the product in float32 or wider, on a view of low rank.
+def _definition(x: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
+    """``where(x > 0, x, alpha * x)`` with the product in the wide dtype, safe to differentiate.
 
-    The path for shapes the fused kernel does not take (unknown rank, alpha
-    of unknown size, shapes seen rarely). Autodiff sums the alpha gradient in
-    the product's dtype, so 16-bit inputs do not overflow it; it has no custom
-    gradient, so every transformation (vectorized_map, jacobian) keeps it.
-    Above rank 8 (or for an unknown rank), the axes that only ``x`` has are
-    folded into one, so TensorFlow's broadcasting kernels (rank 8 at most)
-    work for any rank of ``x``; eager calls, with small known ranks, run the
-    three ops of :func:`prelu_where` and no more.
+    The product takes ``x`` with its positive values replaced by zeros, so that
+    its own derivative in ``alpha`` is ``0`` (not ``inf * 0 = NaN``) where
+    ``x = +inf``, even though the select discards that branch there.
     """
     wide = _wide_dtype(x.dtype, alpha.dtype)
+    positive = x > 0
+    negative_part = tf.where(positive, tf.zeros([], x.dtype), x)
+    negative = tf.cast(tf.cast(alpha, wide) * tf.cast(negative_part, wide), x.dtype)
+    return tf.where(positive, x, negative)
+
+
+def _gradients(x: tf.Tensor, alpha: tf.Tensor, upstream: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """The terms of both gradients, before the alpha gradient is summed.
+
+    ``dx = upstream`` where ``x > 0``, else ``alpha * upstream`` (the product in
+    the wide dtype, rounded once to ``x``'s dtype); the alpha gradient's terms
+    are ``min(0, x) * upstream`` in the wide dtype, so ``x = +inf`` adds 0.
+    """
+    wide = _wide_dtype(x.dtype, alpha.dtype)
+    scaled = tf.cast(tf.cast(alpha, wide) * tf.cast(upstream, wide), x.dtype)
+    dx = tf.where(x > 0, upstream, scaled)
+    dalpha_terms = tf.cast(upstream, wide) * tf.minimum(tf.cast(x, wide), 0)
+    return dx, dalpha_terms
+
+
+@tf.custom_gradient
+def _tf_ops_prelu(x: tf.Tensor, alpha: tf.Tensor):
+    """:func:`_definition` with :func:`_gradients`, as plain TensorFlow ops (no compile)."""
+
+    def gradient(upstream: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        dx, dalpha_terms = _gradients(x, alpha, upstream)
+        x_axes, alpha_axes = tf.raw_ops.BroadcastGradientArgs(s0=tf.shape(x), s1=tf.shape(alpha))
+        dx = tf.reshape(tf.reduce_sum(dx, x_axes), tf.shape(x))
+        dalpha = tf.reshape(tf.reduce_sum(dalpha_terms, alpha_axes), tf.shape(alpha))
+        return dx, tf.cast(dalpha, alpha.dtype)
+
+    return _definition(x, alpha), gradient
+
+
+def _prelu_unfused(x: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
+    """The fused kernels' forward pass and gradient as plain ops, on a view of low rank.
+
+    The path for shapes the fused kernel does not take (unknown rank, alpha
+    of unknown size, shapes seen rarely): the same formulas as the compiled
+    kernels run eagerly (:func:`_definition`, :func:`_gradients`), so an
+    eager result does not depend on which path ran. Transformations that drop a custom
+    gradient (vectorized_map, jacobian) differentiate the forward pass,
+    whose own derivative is finite wherever the definition's is.
+    Above rank 8 (or for an unknown rank), the axes that only ``x`` has are
+    folded into one, so TensorFlow's broadcasting kernels (rank 8 at most)
+    work for any rank of ``x``.
+    """
     view = x
     high_rank = x.shape.rank is None or x.shape.rank > _MAX_BROADCAST_RANK
     if alpha.shape.rank is not None and high_rank:
         shape = tf.shape(x)
         lead = tf.maximum(tf.size(shape) - alpha.shape.rank, 0)
         view = tf.reshape(x, tf.concat([[tf.reduce_prod(shape[:lead])], shape[lead:]], 0))
-    negative = tf.cast(tf.cast(alpha, wide) * tf.cast(view, wide), x.dtype)
-    y = tf.where(view > 0, view, negative)
+    y = _tf_ops_prelu(view, alpha)
     if view is x and _sizes_are_certain(x, alpha):
         return y
     return _with_shape_of(y, x, alpha)
@@ -348,7 +389,7 @@ def _runs(shared: tuple[bool, ...]) -> list[list[int]]:
 
 
 def _merged_view(
-    x: tf.Tensor, alpha: tf.Tensor, runs: list[list[int]]
+    x: tf.Tensor, alpha: tf.Tensor, shared: tuple[bool, ...], runs: list[list[int]]
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """``x`` and ``alpha`` with each run of axes merged into one axis.
 
@@ -367,10 +408,14 @@ def _merged_view(
             x_shape.append(-1)  # a static -1 keeps the TFLite graph free of shape ops
         else:
             x_shape.append(tf.reduce_prod(tf.gather(shape, runs[index])))
-    full_alpha = [1] * (len(static) - alpha.shape.rank) + alpha.shape.as_list()
-    alpha_shape = [math.prod(full_alpha[axis] for axis in run) for run in runs]
-    if all(size == 1 for size in full_alpha[: len(runs[0])]):
+    # alpha has x's size on every kept axis and 1 on every shared one. Its
+    # own static shape is not used: a trace with reduce_retracing may have
+    # relaxed it to an unknown rank.
+    alpha_shape = [1 if shared[run[0]] else x_shape[index] for index, run in enumerate(runs)]
+    if shared[runs[0][0]]:
         alpha_shape = alpha_shape[1:]  # the leading run is the batch: alpha needs no axis
+    if any(tf.is_tensor(size) for size in alpha_shape):
+        alpha_shape = tf.stack([tf.cast(size, tf.int32) for size in alpha_shape])
     view = tf.reshape(x, x_shape if not unknown or len(unknown) == 1 else tf.stack(x_shape))
     return view, tf.reshape(alpha, alpha_shape)
 
@@ -393,36 +438,58 @@ def _tflite_form(x: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
     For 16-bit ``x`` the product is taken in float32 (one rounding, and a
     float32 sum in its derivative).
     """
-    wide = tf.float32 if x.dtype in (tf.float16, tf.bfloat16) else x.dtype
+    wide = _wide_dtype(x.dtype, alpha.dtype)
     zero = tf.zeros([], x.dtype)
     negative = (-tf.cast(alpha, wide)) * tf.cast(tf.maximum(-x, zero), wide)
     return tf.maximum(zero, x) + tf.cast(negative, x.dtype)
 
 
-@tf.function(jit_compile=True, reduce_retracing=True)
-def _fused_forward(x: tf.Tensor, alpha: tf.Tensor, shared: tuple[bool, ...]) -> tf.Tensor:
-    """The forward pass as one XLA kernel: reads x once, writes y once."""
+def _fused_forward_body(
+    x: tf.Tensor, alpha: tf.Tensor, shared: tuple[bool, ...], pattern: bool
+) -> tf.Tensor:
+    """The forward pass as one XLA kernel: reads x once, writes y once.
+
+    ``pattern`` (in graphs, which TFLite converts) computes the sum that the
+    converter fuses into ``PRELU``; otherwise (eagerly) the definition, with
+    the same bits as the uncompiled path.
+    """
+    if not pattern:
+        return _definition(x, alpha)
     if len(shared) <= _TFLITE_MAX_RANK:
         return _fused_forward_values(x, alpha)
     runs = _runs(shared)
     if len(runs) > _TFLITE_MAX_RANK:
-        # Shared and kept axes alternate too often to merge: the select form,
+        # Shared and kept axes alternate too often to merge: the definition,
         # which the converter runs at any rank (GREATER, MUL, SELECT).
-        return prelu_where(x, alpha)
-    view, alpha_view = _merged_view(x, alpha, runs)
+        return _definition(x, alpha)
+    view, alpha_view = _merged_view(x, alpha, shared, runs)
     return _reshape_back(_fused_forward_values(view, alpha_view), x)
 
 
+_fused_forward = tf.function(_fused_forward_body, jit_compile=True, reduce_retracing=True)
+"""The eager forward kernel: a new batch size reuses a trace with relaxed sizes."""
+
+_fused_forward_in_graph = tf.function(_fused_forward_body, jit_compile=True)
+"""The forward kernel inside a graph, traced for the graph's own static shapes.
+
+Not relaxed: a trace relaxed by earlier calls would put shape ops into the
+graph that TFLite converts, so the exported ops would depend on call history.
+"""
+
+
 def _fused_forward_values(x: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
-    # The TFLite converter turns exactly this sum into one PRELU op (not the
-    # Sub of prelu_relu_difference, and only with -alpha as the factor). It
-    # equals the definition for every finite alpha; for alpha <= 0 only the
-    # sign of a zero result can differ (-0.0 vs +0.0, which compare equal). An
-    # infinite or NaN alpha would turn x > 0 into NaN (inf * 0), so `where`
-    # then picks the definition; with a frozen, finite alpha the converter
-    # folds the condition away and sees this sum alone.
+    """The TFLite pattern for a finite alpha, else the definition.
+
+    The TFLite converter turns exactly the sum of :func:`_tflite_form` into
+    one ``PRELU`` op (not the Sub of ``prelu_relu_difference``, and only with
+    ``-alpha`` as the factor). It equals the definition for every finite
+    alpha; for alpha <= 0 only the sign of a zero result can differ (-0.0 vs
+    +0.0, which compare equal). An infinite or NaN alpha would turn x > 0
+    into NaN (inf * 0), so the definition is taken then; with a frozen,
+    finite alpha the converter folds the condition away and sees the sum.
+    """
     pattern_is_exact = tf.reduce_all(tf.math.is_finite(alpha))
-    return tf.where(pattern_is_exact, _tflite_form(x, alpha), prelu_where(x, alpha))
+    return tf.where(pattern_is_exact, _tflite_form(x, alpha), _definition(x, alpha))
 
 
 def _sum_over_shared_axes(values: tf.Tensor, shared: tuple[bool, ...]) -> tf.Tensor:
@@ -462,9 +529,7 @@ def _fused_backward(
     returned in alpha's own dtype: a float16 sum over a feature map of 200,000
     elements per channel would overflow.
     """
-    dx = tf.where(x > 0, upstream, tf.cast(alpha, x.dtype) * upstream)
-    wide = _wide_dtype(x.dtype, alpha.dtype)
-    dalpha_terms = tf.cast(upstream, wide) * tf.minimum(tf.cast(x, wide), 0)
+    dx, dalpha_terms = _gradients(x, alpha, upstream)
     dalpha = tf.reshape(_sum_over_shared_axes(dalpha_terms, shared), tf.shape(alpha))
     return dx, tf.cast(dalpha, alpha.dtype)
 
@@ -480,14 +545,15 @@ def _fused_prelu(x: tf.Tensor, alpha: tf.Tensor):
     if tf.executing_eagerly():
         # Not recorded: a tape would make the compiled forward also return the
         # intermediates of its own autodiff, which this gradient does not need.
-        return _fused_forward(tf.stop_gradient(x), tf.stop_gradient(alpha), shared), gradient
+        forward = _fused_forward(tf.stop_gradient(x), tf.stop_gradient(alpha), shared, False)
+        return forward, gradient
     # In a graph the forward stays differentiable: vectorized_map and jacobian
     # (pfor) rewrite the graph and drop this custom gradient, and then the
     # forward's own derivative, the same values, takes over. (A StopGradient
     # here made those gradients silently zero.) In a graph TensorFlow builds
     # the forward kernel's own gradient only when one is asked of it, which
     # this custom gradient never does.
-    return _fused_forward(x, alpha, shared), gradient
+    return _fused_forward_in_graph(x, alpha, shared, True), gradient
 
 
 # When prelu compiles: the policy for variable shapes ---------------------------
@@ -524,23 +590,31 @@ def prelu(x, alpha) -> tf.Tensor:
     """Parametric ReLU, the formulation this book recommends.
 
     ``prelu(x) = x`` for ``x > 0`` and ``alpha * x`` otherwise, for any real
-    ``alpha`` (also ``alpha > 1`` and ``alpha < 0``). ``+inf`` stays ``+inf``,
-    ``-inf`` becomes ``alpha * -inf``, NaN stays NaN, ``-0.0`` becomes
-    ``alpha * -0.0`` (for ``alpha > 0``, ``-0.0`` exactly with TensorFlow 2.21,
-    while 2.16 to 2.20 give ``+0.0`` there, an equal value; for ``alpha <= 0`` a
-    zero result may carry the other sign than the product ``alpha * x``: the
-    price of the pattern that TFLite fuses, see below). The result has
-    ``x``'s dtype and shape for float16, bfloat16, float32 and float64
-    (``alpha`` is cast to it for the product, so a float32 variable works
-    with a float16 input under mixed precision).
+    ``alpha`` (also ``alpha > 1`` and ``alpha < 0``), with the product taken
+    in float32 (float64 if ``x`` or ``alpha`` is) and rounded once to ``x``'s
+    dtype. ``+inf`` stays ``+inf``, ``-inf`` becomes ``alpha * -inf``, NaN
+    stays NaN, ``-0.0`` becomes ``alpha * -0.0``; subnormals are flushed to
+    zero, as by every TensorFlow CPU kernel. The result has ``x``'s dtype and
+    shape for float16, bfloat16, float32 and float64 (a float32 variable
+    works with a float16 input under mixed precision).
 
-    Gradients: ``d/dx`` has ``x``'s dtype; ``d/dalpha`` is summed over the
-    shared axes in float32 (float64 if ``x`` or ``alpha`` is) and returned in
-    ``alpha``'s own dtype, so a float32 variable behind a float16 input gets a
-    float32 sum that does not overflow. Subgradient at exactly ``x = 0``:
-    ``alpha`` in ``x`` (the left derivative, as in PyTorch) and ``0`` in
-    ``alpha`` (``d/dalpha = min(0, x)``). They hold under ``tf.function``,
-    XLA, ``tf.map_fn``, ``tf.vectorized_map`` and ``GradientTape.jacobian``.
+    One answer on every path. Eagerly, the output and both gradients have
+    the same bits whether the shape is new (plain TensorFlow ops) or
+    compiled (XLA), whatever was called before. Inside a graph with a
+    static rank (a ``tf.function``, XLA, the graph TFLite converts) the
+    forward pass is the sum that TFLite fuses into ``PRELU``: the same
+    values, except that a zero result may carry the other sign (for
+    ``alpha <= 0``, and for ``x = -0.0`` with TensorFlow before 2.21).
+
+    Gradients: ``d/dx`` is ``upstream`` where ``x > 0``, else ``alpha *
+    upstream`` (taken wide, rounded once); ``d/dalpha`` is ``min(0, x) *
+    upstream`` summed over the shared axes in float32 (float64 if ``x`` or
+    ``alpha`` is) and returned in ``alpha``'s own dtype, so a float32
+    variable behind a float16 input gets a float32 sum that does not
+    overflow, and ``x = +inf`` adds 0 (never ``inf * 0 = NaN``). Subgradient
+    at exactly ``x = 0``: ``alpha`` in ``x`` (the left derivative, as in
+    PyTorch) and ``0`` in ``alpha``. They hold under ``tf.function``, XLA,
+    ``tf.map_fn``, ``tf.vectorized_map`` and ``GradientTape.jacobian``.
 
     It runs as two XLA-compiled kernels (``jit_compile=True``): the forward
     pass reads ``x`` once and writes the result once, like ``tf.nn.relu``; a
@@ -554,10 +628,10 @@ def prelu(x, alpha) -> tf.Tensor:
     Variable shapes. XLA compiles each new shape (about 0.2 s on a CPU), so:
 
     * Eagerly, a shape is compiled the second time it is seen; its first
-      call, and every call once 32 shapes are compiled, runs unfused
-      (:func:`prelu_where`, with the product and the alpha gradient in
-      float32 or wider): a loop over many distinct sizes costs about what
-      ``prelu_where`` costs, and the compiled kernels stay bounded.
+      call, and every call once 32 shapes are compiled, runs the same
+      formulas as plain TensorFlow ops (the same bits): a loop over many
+      distinct sizes costs about what ``prelu_where`` costs, and the
+      compiled kernels stay bounded.
     * Inside a ``tf.function``, the kernels are compiled when the function
       runs, once per run-time shape; a function retraced per shape compiles
       per shape. Give such functions a fixed signature, or bucket sizes.
