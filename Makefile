@@ -24,7 +24,7 @@ test: $(BIN)/.installed
 # The unit tests on the oldest TensorFlow that pyproject.toml claims (the latest patch release of
 # that minor version), beside the Keras, NumPy and LiteRT that pip picks for it, in a venv of its
 # own under _build (Sphinx, git and pytest skip it; make clean removes it): `make test-compat`, or
-# `make test-compat COMPAT_TF=2.19` for another version. The notebooks and the site and hygiene
+# `make test-compat COMPAT_TF=2.19` for another version. The notebooks, the site, hygiene and Setup-cell
 # tests need the pinned book environment and are left out.
 COMPAT_TF ?= $(shell sed -n 's/^ *"tensorflow>=\([0-9.]*\).*/\1/p' pyproject.toml)
 COMPAT_VENV := _build/venv-compat-tf$(COMPAT_TF)
@@ -44,10 +44,11 @@ test-compat: $(COMPAT_VENV)/.installed
 	@$(COMPAT_VENV)/bin/python -c 'import importlib.metadata as m, platform; print("test-compat:", \
 	  ", ".join(f"{n} {m.version(n)}" for n in ("tensorflow", "keras", "numpy", "ai-edge-litert")), \
 	  "on Python", platform.python_version())'
-	@echo "test-compat: pytest tests (not the notebooks, site or hygiene tests), at most" \
+	@echo "test-compat: pytest tests (not the notebooks, site, hygiene or Setup-cell tests), at most" \
 	  "$(COMPAT_TIMEOUT) s"
 	@timeout -k 30 $(COMPAT_TIMEOUT) $(COMPAT_VENV)/bin/python -m pytest -q -rfEs -p no:cacheprovider \
 	  -o addopts= tests --ignore=tests/test_site.py --ignore=tests/test_notebook_hygiene.py \
+	  --ignore=tests/test_colab_setup.py \
 	  || { status=$$?; case $$status in \
 	         124|137) echo "test-compat: stopped after COMPAT_TIMEOUT=$(COMPAT_TIMEOUT) s";; \
 	         1) ;; \

@@ -38,8 +38,6 @@ ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted((ROOT / "book").glob("*.ipynb"))
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 REPOSITORY = PYPROJECT["project"]["urls"]["Repository"]
-NAME, VERSION = PYPROJECT["project"]["name"], PYPROJECT["project"]["version"]
-PACKAGE_SPEC = f"{NAME} @ git+{REPOSITORY}@v{VERSION}"
 BRANCH = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))["repository"]["branch"]
 # Home folders, scratch folders, our work tree, installed packages: none belongs in a book.
 MACHINE_PATH = re.compile(
@@ -64,6 +62,9 @@ def _load_notebook_tool():
 
 
 notebook_tool = _load_notebook_tool()
+_colab_spec = importlib.util.spec_from_file_location("colab_tool", ROOT / "tools" / "colab.py")
+colab_tool = importlib.util.module_from_spec(_colab_spec)
+_colab_spec.loader.exec_module(colab_tool)
 
 
 def _code_cells(notebook) -> list[tuple[int, nbformat.NotebookNode]]:
@@ -215,34 +216,17 @@ def layout_problems(path: Path) -> list[str]:
     return []
 
 
-def _spelled_out(source: str) -> str:
-    """Writes a cell's install spec out in full: ``{REPOSITORY}`` becomes the URL it names.
-
-    The whole spec is longer than the text column, so the Setup cell names the
-    repository in a variable, ``REPOSITORY = "https://..."``, and installs
-    ``f"name @ git+{REPOSITORY}@vX.Y.Z"``; a spec in one string is read as is.
-    """
-    match = re.search(r'^REPOSITORY = "([^"]+)"$', source, re.MULTILINE)
-    if match is None:
-        return source
-    return source.replace('f"', '"').replace("{REPOSITORY}", match.group(1))
-
-
 def setup_problems(notebook) -> list[str]:
-    """Checks that the first code cell installs the release that pyproject.toml declares."""
+    """Checks that the first code cell is tools/colab.py's Setup cell and no other cell installs."""
     cells = _code_cells(notebook)
     if not cells:
         return ["the notebook has no Setup cell"]
-    setup = cells[0][1].source
     problems = []
-    if 'importlib.util.find_spec("prelu_tutorial") is None' not in setup:
-        problems.append("the Setup cell does not install only when prelu_tutorial is missing")
-    if f'"{PACKAGE_SPEC}"' not in _spelled_out(setup):
-        problems.append(f"the Setup cell does not install {PACKAGE_SPEC!r}")
-    for index, cell in cells:
-        for spec in re.findall(r"[\w-]+ @ git\+\S+?(?=[\"'\s])", _spelled_out(cell.source)):
-            if spec != PACKAGE_SPEC:
-                problems.append(f"cell {index} installs {spec!r}, not {PACKAGE_SPEC!r}")
+    if cells[0][1].source != colab_tool.setup_source():
+        problems.append("the Setup cell is not tools/colab.py's (python tools/colab.py apply)")
+    for index, cell in cells[1:]:
+        if "git+" in cell.source:
+            problems.append(f"cell {index} installs from git; only the Setup cell installs")
     return problems
 
 
@@ -321,18 +305,7 @@ def test_chapter_launch_links_open_its_own_file(path):
 
 # --- The checks catch what they are for ---------------------------------------------------------
 
-SETUP_SOURCE = f"""\
-import importlib.util
-import subprocess
-import sys
-
-REPOSITORY = "{REPOSITORY}"
-if importlib.util.find_spec("prelu_tutorial") is None:
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet",
-         f"{NAME} @ git+{{REPOSITORY}}@v{VERSION}"],
-        check=True,
-    )"""
+SETUP_SOURCE = colab_tool.setup_source()
 
 
 def _clean_notebook(book: Path) -> Path:
@@ -431,7 +404,7 @@ def _spoil_stderr(notebook):
 
 
 def _spoil_release(notebook):
-    notebook.cells[2].source = notebook.cells[2].source.replace(f"@v{VERSION}", "@v0.0.1")
+    notebook.cells[2].source = notebook.cells[2].source.replace("@main", "@v0.0.1")
 
 
 def _spoil_colab_link(notebook):
@@ -469,7 +442,7 @@ SPOILERS = {
     "widget state": (_spoil_widgets, "volatile key 'widgets'"),
     "interpreter version": (_spoil_version, "volatile key 'language_info.version'"),
     "stderr log lines": (_spoil_stderr, "stores stderr"),
-    "another release": (_spoil_release, "does not install"),
+    "another release": (_spoil_release, "is not tools/colab.py's"),
     "colab link to another file": (_spoil_colab_link, "no link to"),
     "code line over 80 characters": (_spoil_long_code_line, "code line 1 has 81 characters"),
     "printed line over 80 characters": (_spoil_long_output_line, "stdout output line 1 has 81"),
@@ -499,16 +472,6 @@ def test_lines_of_80_characters_fit_the_text_column(tmp_path):
     notebook.cells[3].source = "x = " + "1 + " * 18 + "1234"
     notebook.cells[3].outputs[0].text = "0.5 " * 19 + "1234\n"
     assert line_length_problems(notebook) == []
-
-
-def test_setup_with_the_spec_in_one_string_installs_the_release(tmp_path):
-    notebook = _read(_clean_notebook(tmp_path))
-    notebook.cells[2].source = (
-        "import importlib.util\n"
-        'if importlib.util.find_spec("prelu_tutorial") is None:\n'
-        f'    pip_install("{PACKAGE_SPEC}")'
-    )
-    assert setup_problems(notebook) == []
 
 
 def test_notebook_saved_by_another_tool_is_reported(tmp_path):
