@@ -15,7 +15,14 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["FLOAT_DTYPES", "check_int", "check_real", "quiet_logger", "wide_dtype"]
+__all__ = [
+    "FLOAT_DTYPES",
+    "check_int",
+    "check_prelu_types",
+    "check_real",
+    "quiet_logger",
+    "wide_dtype",
+]
 
 FLOAT_DTYPES = (tf.float16, tf.bfloat16, tf.float32, tf.float64)
 """The dtypes PReLU computes in: every floating dtype TensorFlow's CPU kernels take."""
@@ -122,3 +129,58 @@ def quiet_logger(name: str | None = None, level: int = logging.ERROR) -> Iterato
         yield
     finally:
         logger.setLevel(previous)
+
+
+def _holds_a_bool(values: list | tuple) -> bool:
+    """Whether a (nested) list or tuple holds a Python or NumPy bool anywhere."""
+    for value in values:
+        if isinstance(value, (bool, np.bool_)):
+            return True
+        if isinstance(value, (list, tuple)) and _holds_a_bool(value):
+            return True
+        if isinstance(value, np.ndarray) and value.dtype == np.bool_:
+            return True
+    return False
+
+
+def check_prelu_types(x: Any, alpha: Any, caller: str = "prelu") -> None:
+    """The type checks of a PReLU's arguments, shared by every implementation.
+
+    Args:
+        x: The input, before conversion.
+        alpha: The slope, before conversion.
+        caller: The function named in the messages.
+
+    Raises:
+        TypeError: If either is ragged or sparse or holds a bool anywhere (a
+            nested list included: NumPy would make it 1.0 silently), or
+            ``alpha`` is ``None`` or not real (complex, string).
+    """
+    for name, value in (("x", x), ("alpha", alpha)):
+        if isinstance(value, (list, tuple)) and _holds_a_bool(value):
+            raise TypeError(
+                f"{caller}: {name} must hold real numbers, got a bool in {name}={value!r}."
+            )
+        if isinstance(value, (tf.RaggedTensor, tf.SparseTensor)):
+            raise TypeError(
+                f"{caller}: {name} must be a dense tensor, got a {type(value).__name__}. "
+                "Apply prelu to its values, e.g. tf.ragged.map_flat_values(pt.prelu, x, alpha) "
+                "with a scalar alpha."
+            )
+    if alpha is None:
+        raise TypeError(f"{caller}: alpha must be a real number or tensor, got None.")
+    if tf.is_tensor(alpha) or isinstance(alpha, tf.Variable):
+        alpha_dtype = tf.as_dtype(alpha.dtype)
+        if not (alpha_dtype.is_floating or alpha_dtype.is_integer):
+            raise TypeError(
+                f"{caller}: alpha must be a real number or tensor, got dtype {alpha_dtype.name}."
+            )
+        return
+    # NumPy bools (np.bool_ and bool arrays), complex numbers and strings would
+    # convert silently (to 1.0 and 0.0, the real part) or fail deep in TensorFlow.
+    numpy_dtype = np.asarray(alpha).dtype
+    if numpy_dtype.kind not in "iuf":
+        raise TypeError(
+            f"{caller}: alpha must be a real number or tensor, got {alpha!r} "
+            f"of dtype {numpy_dtype.name}."
+        )

@@ -172,7 +172,7 @@ def run_in_graph(
         The output of the last call, as a NumPy array.
 
     Raises:
-        ValueError: If ``calls`` is smaller than 1, or whatever the answer
+        ValueError: If ``calls`` is smaller than 1, ``x`` has no axis, or whatever the answer
             raises while building the graph (e.g. a variable-name clash).
         TypeError: If ``calls`` is not an integer (a bool included), or
             whatever the answer raises for a dtype mismatch.
@@ -182,6 +182,11 @@ def run_in_graph(
     if calls < 1:
         raise ValueError(f"run_in_graph: calls must be at least 1, got {calls}.")
     x = np.asarray(x)
+    if x.ndim < 1:
+        raise ValueError(
+            f"run_in_graph: x must have at least one axis (the last is the channel axis "
+            f"that the answers read), got a 0-d array {x!r}; pass e.g. np.atleast_1d(x)."
+        )
     graph = tf.Graph()
     with graph.as_default():
         shape = (None,) + x.shape[1:] if unknown_batch else x.shape

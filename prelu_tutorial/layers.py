@@ -20,6 +20,9 @@ def _normalized_axes(shared_axes: Any) -> tuple[int, ...] | None:
     """``shared_axes`` as a tuple of Python ints (NumPy integers accepted), or ``None``."""
     if shared_axes is None:
         return None
+    if isinstance(shared_axes, np.ndarray) and shared_axes.ndim == 0:
+        # A 0-d array is one value, not a sequence (iterating it raises).
+        shared_axes = shared_axes[()]
     if isinstance(shared_axes, (int, np.integer)) and not isinstance(shared_axes, bool):
         return (int(shared_axes),)
     if isinstance(shared_axes, (str, bytes)) or not isinstance(shared_axes, Iterable):

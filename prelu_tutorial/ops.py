@@ -21,6 +21,8 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
+from prelu_tutorial._checks import check_prelu_types
+
 __all__ = [
     "FORMULATIONS",
     "prelu",
@@ -202,15 +204,7 @@ def _validate(x, alpha) -> tuple[tf.Tensor, tf.Tensor]:
     its own floating dtype (its gradient is returned in that dtype); an
     integer ``alpha`` is cast to ``x``'s dtype (it gets no gradient).
     """
-    for name, value in (("x", x), ("alpha", alpha)):
-        if isinstance(value, (tf.RaggedTensor, tf.SparseTensor)):
-            raise TypeError(
-                f"prelu: {name} must be a dense tensor, got a {type(value).__name__}. "
-                "Apply prelu to its values, e.g. tf.ragged.map_flat_values(pt.prelu, x, alpha) "
-                "with a scalar alpha."
-            )
-    if alpha is None:
-        raise TypeError("prelu: alpha must be a real number or tensor, got None.")
+    check_prelu_types(x, alpha)
     if not tf.is_tensor(x):
         x = tf.convert_to_tensor(x)
     if x.dtype not in _FLOAT_DTYPES:
@@ -219,19 +213,7 @@ def _validate(x, alpha) -> tuple[tf.Tensor, tf.Tensor]:
             f"{x.dtype.name}. Cast it first, e.g. tf.cast(x, tf.float32)."
         )
     if not tf.is_tensor(alpha) and not isinstance(alpha, tf.Variable):
-        # NumPy bools (np.bool_ and bool arrays) would convert silently to 1.0 and 0.0.
-        numpy_dtype = np.asarray(alpha).dtype
-        if numpy_dtype.kind not in "iuf":
-            raise TypeError(
-                f"prelu: alpha must be a real number or tensor, got {alpha!r} "
-                f"of dtype {numpy_dtype.name}."
-            )
         alpha = tf.convert_to_tensor(alpha, dtype_hint=x.dtype)
-    alpha_dtype = tf.as_dtype(alpha.dtype)
-    if not (alpha_dtype.is_floating or alpha_dtype.is_integer):
-        raise TypeError(
-            f"prelu: alpha must be a real number or tensor, got dtype {alpha_dtype.name}."
-        )
     alpha_shape = tf.TensorShape(alpha.shape)
     try:
         combined = tf.broadcast_static_shape(x.shape, alpha_shape)

@@ -18,6 +18,8 @@ from types import ModuleType
 
 import tensorflow as tf
 
+from prelu_tutorial import ops as _ops
+from prelu_tutorial._checks import check_prelu_types
 from prelu_tutorial.custom_op import build as _build
 
 __all__ = ["load_library", "prelu", "tflite_pattern"]
@@ -165,15 +167,16 @@ def prelu(x, alpha) -> tf.Tensor:
         A tensor with ``x``'s dtype and shape.
 
     Raises:
-        TypeError: If ``x`` is not a floating tensor of those dtypes.
+        TypeError: If ``x`` is not a floating tensor of those dtypes, either is
+            ragged or sparse or holds a bool, or ``alpha`` is ``None`` or not
+            real (complex, string).
         ValueError: If alpha's shape does not fit (when the shapes are static;
             otherwise ``tf.errors.InvalidArgumentError`` at run time, naming
             both shapes).
     """
     if _exporting.get():
-        from prelu_tutorial import ops
-
-        return ops.prelu(x, alpha)
+        return _ops.prelu(x, alpha)
+    check_prelu_types(x, alpha, "custom_op.prelu")
     x = tf.convert_to_tensor(x)
     if x.dtype not in _FLOAT_DTYPES:
         raise TypeError(
