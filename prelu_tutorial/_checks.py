@@ -131,6 +131,14 @@ def quiet_logger(name: str | None = None, level: int = logging.ERROR) -> Iterato
         logger.setLevel(previous)
 
 
+def _is_ml_float(dtype: np.dtype) -> bool:
+    """Whether a NumPy dtype is one of ml_dtypes' floats (bfloat16), which NumPy calls kind V."""
+    try:
+        return tf.as_dtype(dtype).is_floating
+    except TypeError:
+        return False
+
+
 def _holds_a_bool(values: list | tuple) -> bool:
     """Whether a (nested) list or tuple holds a Python or NumPy bool anywhere."""
     for value in values:
@@ -179,7 +187,7 @@ def check_prelu_types(x: Any, alpha: Any, caller: str = "prelu") -> None:
     # NumPy bools (np.bool_ and bool arrays), complex numbers and strings would
     # convert silently (to 1.0 and 0.0, the real part) or fail deep in TensorFlow.
     numpy_dtype = np.asarray(alpha).dtype
-    if numpy_dtype.kind not in "iuf":
+    if numpy_dtype.kind not in "iuf" and not _is_ml_float(numpy_dtype):
         raise TypeError(
             f"{caller}: alpha must be a real number or tensor, got {alpha!r} "
             f"of dtype {numpy_dtype.name}."

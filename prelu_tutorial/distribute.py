@@ -20,6 +20,11 @@ worker and quotes its last log lines. Worker 0, the chief, writes a checkpoint
 (model, optimizer state, step and loss history) every ``checkpoint_every``
 steps; the other workers write theirs to temporary directories that they delete
 again (TensorFlow's multi-worker convention: every worker takes part in a save).
+TensorFlow's gRPC servers listen on every interface (``::``), whatever address
+``TF_CONFIG`` names; where it can (root, Linux), the launcher runs the workers
+in a network namespace whose one interface is loopback (:func:`can_isolate`).
+Workers die with the launcher on any signal: the kernel sends them SIGKILL
+when it dies (``PR_SET_PDEATHSIG``), and each also watches its parent.
 When a worker dies (``kill_worker=i, at_step=s`` sends it a real SIGKILL right
 after step ``s``), the launcher stops the others, starts a fresh job on new
 ports, and the job resumes from the chief's last checkpoint.
@@ -36,6 +41,7 @@ Exit codes: 0 done, 2 bad arguments, 3 a worker failed, 4 a worker timed out,
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import shutil
@@ -44,6 +50,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -53,6 +60,8 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
+
+from prelu_tutorial._checks import check_real
 
 __all__ = [
     "EXIT_DISAGREE",
@@ -174,10 +183,14 @@ class TrainConfig:
                 f"got {self.hidden_units!r}."
             )
         object.__setattr__(self, "hidden_units", units)
-        if not self.learning_rate > 0:
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise TypeError(f"TrainConfig: seed must be an integer, got {self.seed!r}.")
+        if not 0 <= self.seed < 2**32:
             raise ValueError(
-                f"TrainConfig: learning_rate must be > 0, got {self.learning_rate!r}."
+                f"TrainConfig: seed must be between 0 and 2**32 - 1, got {self.seed!r}."
             )
+        if not self.learning_rate > 0:
+            raise ValueError(f"TrainConfig: learning_rate must be > 0, got {self.learning_rate!r}.")
 
 
 # ----------------------------------------------------------------------------- the cluster
@@ -233,9 +246,7 @@ def tf_config(ports: Sequence[int], index: int) -> dict[str, Any]:
     if not ports or len(set(ports)) != len(ports):
         raise ValueError(f"tf_config: ports must be distinct and not empty, got {ports!r}.")
     if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(ports):
-        raise ValueError(
-            f"tf_config: index must be between 0 and {len(ports) - 1}, got {index!r}."
-        )
+        raise ValueError(f"tf_config: index must be between 0 and {len(ports) - 1}, got {index!r}.")
     return {
         "cluster": {"worker": [f"127.0.0.1:{port}" for port in ports]},
         "task": {"type": "worker", "index": index},
@@ -310,6 +321,106 @@ class _Outcome:
     killed_tail: list[str] = field(default_factory=list)
 
 
+_PR_SET_PDEATHSIG = 1
+"""prctl(2)'s option that sends the calling process a signal when its parent dies (Linux)."""
+
+
+def _die_with(launcher_pid: int) -> Callable[[], None]:
+    """A ``preexec_fn`` that makes the worker die by SIGKILL when the launcher dies.
+
+    Linux delivers the signal on every exit of the launcher, SIGKILL
+    included. If the launcher died between the fork and this call, the
+    worker exits at once. Elsewhere the worker's own watchdog (see
+    :func:`_watch_launcher`) ends it within a second.
+    """
+
+    def set_death_signal() -> None:
+        if sys.platform.startswith("linux"):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != launcher_pid:
+            os._exit(1)
+
+    return set_death_signal
+
+
+def _watch_launcher(launcher_pid: int, every_seconds: float = 1.0) -> None:
+    """Starts a daemon thread that kills this worker once its launcher is gone."""
+
+    def watch() -> None:
+        while os.getppid() == launcher_pid:
+            time.sleep(every_seconds)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="watch-launcher", daemon=True).start()
+
+
+_LOOPBACK_UP = """
+import fcntl, socket, struct, sys, time
+probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+request = struct.pack("16sH14s", b"lo", 0, b"")
+flags = struct.unpack("16sH14s", fcntl.ioctl(probe, 0x8913, request))[1]  # SIOCGIFFLAGS
+fcntl.ioctl(probe, 0x8914, struct.pack("16sH14s", b"lo", flags | 1, b""))  # SIOCSIFFLAGS: up
+print("ready", flush=True)
+sys.stdin.read()  # holds the namespace until the launcher closes the pipe or dies
+"""
+"""The namespace holder: brings loopback up in its fresh network namespace, then waits."""
+
+
+def can_isolate() -> bool:
+    """Whether the workers can run in a network namespace of their own (root, Linux, util-linux).
+
+    TensorFlow's gRPC servers listen on every interface (``::``), whatever
+    address ``TF_CONFIG`` names; only a namespace whose one interface is
+    loopback keeps them unreachable from the network.
+    """
+    return (
+        sys.platform.startswith("linux")
+        and os.geteuid() == 0
+        and shutil.which("unshare") is not None
+        and shutil.which("nsenter") is not None
+    )
+
+
+class _Namespace:
+    """A network namespace with only loopback, held by a small process; workers enter it."""
+
+    def __init__(self, ready_timeout: float = 10.0):
+        self.holder = subprocess.Popen(
+            ["unshare", "--net", sys.executable, "-c", _LOOPBACK_UP],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with(os.getpid()),
+        )
+        ready = threading.Event()
+        threading.Thread(
+            target=lambda: self.holder.stdout.readline() == b"ready\n" and ready.set(),
+            daemon=True,
+        ).start()
+        if not ready.wait(ready_timeout):
+            self.close()
+            raise RuntimeError("the network namespace for the workers did not come up")
+
+    def command(self, command: Sequence[str]) -> list[str]:
+        """``command`` run inside the namespace (nsenter executes it in place)."""
+        return ["nsenter", "--net", "--target", str(self.holder.pid), "--", *command]
+
+    def close(self) -> None:
+        if self.holder.poll() is None:
+            self.holder.kill()
+        self.holder.wait(timeout=30)
+        for pipe in (self.holder.stdin, self.holder.stdout):
+            pipe.close()
+
+
+def _check_timeouts(owner: str, **timeouts: float) -> None:
+    """Every timeout is a finite number of seconds > 0 (NaN would switch it off)."""
+    for name, value in timeouts.items():
+        check_real(value, name, owner=owner, minimum=0.0, inclusive=False)
+
+
 def run_workers(
     commands: Sequence[Sequence[str]],
     envs: Sequence[dict[str, str]],
@@ -321,6 +432,7 @@ def run_workers(
     kill_worker: int | None = None,
     at_step: int | None = None,
     progress: Callable[[str], None] | None = None,
+    isolate: bool | None = None,
 ) -> _Outcome:
     """Runs one attempt of a job: starts the workers, watches them, always stops them.
 
@@ -343,6 +455,9 @@ def run_workers(
         kill_worker: A worker to SIGKILL once it reports ``paused <at_step>``.
         at_step: See ``kill_worker``.
         progress: Called with each epoch line of worker 0.
+        isolate: Run the workers in a network namespace whose one interface
+            is loopback (see :func:`can_isolate`); ``None`` does so where
+            possible.
 
     Returns:
         An outcome: ``killed`` is ``(worker, step)`` if the kill happened (the
@@ -352,22 +467,30 @@ def run_workers(
     Raises:
         WorkerError: If a worker exits with an error (or without ``done``).
         WorkerTimeoutError: If a worker does not join or stalls, or time runs out.
+        TypeError, ValueError: If a timeout is not a finite number of seconds > 0.
     """
+    _check_timeouts(
+        "run_workers", join_timeout=join_timeout, stall_timeout=stall_timeout, timeout=timeout
+    )
+    if isolate is None:
+        isolate = can_isolate()
     log_dir = Path(log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
     workers: list[_Worker] = []
+    namespace = _Namespace() if isolate else None
     start = time.monotonic()
     try:
         for index, (command, env) in enumerate(zip(commands, envs, strict=True)):
             log_path = log_dir / f"worker-{index}.log"
             with open(log_path, "w", encoding="utf-8") as log:
                 process = subprocess.Popen(
-                    list(command),
+                    namespace.command(command) if namespace else list(command),
                     env=env,
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
+                    preexec_fn=_die_with(os.getpid()),
                 )
             workers.append(_Worker(index, process, log_path, last_progress=start))
         while True:
@@ -376,7 +499,7 @@ def run_workers(
                 for line in worker.read_new_lines():
                     if not line.startswith(MARKER):
                         continue
-                    kind, _, rest = line[len(MARKER):].partition(" ")
+                    kind, _, rest = line[len(MARKER) :].partition(" ")
                     worker.last_progress = now
                     if kind == "started":
                         worker.started = True
@@ -414,8 +537,10 @@ def run_workers(
                     culprit.index, f"{what} within {join_timeout:g} s", culprit.tail()
                 )
             for worker in workers:
-                if worker.joined and not worker.done and now - worker.last_progress > (
-                    stall_timeout
+                if (
+                    worker.joined
+                    and not worker.done
+                    and now - worker.last_progress > (stall_timeout)
                 ):
                     raise WorkerTimeoutError(
                         worker.index,
@@ -430,6 +555,8 @@ def run_workers(
             time.sleep(POLL_SECONDS)
     finally:
         _stop(workers)
+        if namespace is not None:
+            namespace.close()
 
 
 # ----------------------------------------------------------------------------- the training
@@ -577,6 +704,7 @@ def _mark(kind: str, text: str = "") -> None:
 
 def _worker_main(spec: dict[str, Any]) -> int:
     """One worker's whole job: join the cluster, restore, train, report. Run by the launcher."""
+    _watch_launcher(spec["launcher_pid"])
     config = TrainConfig(**spec["config"])
     index, workers = spec["index"], spec["workers"]
     tf.config.experimental.enable_op_determinism()
@@ -717,6 +845,7 @@ def _worker_commands(
             "scratch_dir": str(workdir / "scratch"),
             "result_path": str(workdir / f"result-{index}.json"),
             "pause_after_step": pause[1] if pause and pause[0] == index else None,
+            "launcher_pid": os.getpid(),
         }
         spec_path = workdir / f"spec-{index}.json"
         spec_path.write_text(json.dumps(spec))
@@ -783,6 +912,9 @@ def train(
         WorkerTimeoutError: If a worker did not join or stalled.
         WorkersDisagreeError: If the workers finished with different weights.
     """
+    _check_timeouts(
+        "train", join_timeout=join_timeout, stall_timeout=stall_timeout, timeout=timeout
+    )
     _check_workers(workers, config)
     steps = total_steps(config)
     if (kill_worker is None) != (at_step is None):
@@ -883,6 +1015,7 @@ def keras_fit_failure(
         RuntimeError: If ``fit`` succeeded on every worker (a newer Keras may fix it).
         WorkerTimeoutError: If a worker did not join.
     """
+    _check_timeouts("keras_fit_failure", join_timeout=join_timeout)
     _check_workers(workers, config)
     workdir = Path(tempfile.mkdtemp(prefix="prelu-distribute-"))
     try:
@@ -936,6 +1069,24 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_writable(path: str) -> None:
+    """Fails before training if the results could not be written to ``path`` afterwards.
+
+    Raises:
+        ValueError: If ``path`` is a folder, or its folder is missing or not writable.
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise ValueError(f"--json: {path} is a folder; give a file path.")
+    folder = target.parent
+    if not folder.is_dir():
+        raise ValueError(f"--json: the folder {folder} does not exist.")
+    if target.exists() and not os.access(target, os.W_OK):
+        raise ValueError(f"--json: {path} is not writable.")
+    if not target.exists() and not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"--json: cannot create files in {folder}.")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line; returns the exit status (see the module docstring)."""
     parser = _parser()
@@ -943,6 +1094,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.worker_spec:
         return _worker_main(json.loads(Path(args.worker_spec).read_text()))
     try:
+        if args.json:
+            _check_writable(args.json)
         config = TrainConfig(
             epochs=args.epochs,
             global_batch_size=args.batch_size,
@@ -954,6 +1107,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"Model.fit failed as expected: {failure.exception}")
             return EXIT_OK
         print(f"Training on {args.workers} workers (127.0.0.1), {args.epochs} epochs.", flush=True)
+        if can_isolate():
+            print("The workers run in a network namespace whose one interface is loopback.")
+        else:
+            print(
+                "warning: TensorFlow's gRPC servers listen on every interface (::) while the "
+                "job runs; only root can isolate them in a network namespace. Run on a "
+                "trusted network.",
+                file=sys.stderr,
+                flush=True,
+            )
         result = train(
             args.workers,
             config,
@@ -964,7 +1127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             timeout=args.timeout,
             progress=lambda line: print(line, flush=True),
         )
-    except ValueError as error:
+    except (TypeError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except DistributeError as error:

@@ -58,6 +58,16 @@ def test_ragged_and_sparse_inputs_are_type_errors(implementation):
             implementations()[implementation](value, 0.5)
 
 
+@pytest.mark.parametrize("implementation", sorted(implementations()))
+def test_a_bfloat16_numpy_alpha_is_real(implementation):
+    import ml_dtypes
+
+    alpha = np.array([0.25, 0.5], ml_dtypes.bfloat16)
+    x = tf.constant([-2.0, -4.0], tf.bfloat16)
+    result = implementations()[implementation](x, alpha)
+    np.testing.assert_array_equal(result.numpy().astype(np.float32), [-0.5, -2.0])
+
+
 def test_a_real_list_alpha_still_works():
     np.testing.assert_array_equal(
         pt.prelu(tf.constant([-2.0, -2.0]), [0.5, 2]).numpy(), [-1.0, -4.0]

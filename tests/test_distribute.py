@@ -8,7 +8,9 @@ checked in seconds. The training tests start real TensorFlow workers.
 import glob
 import json
 import os
+import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import textwrap
@@ -280,6 +282,108 @@ def test_cli_exit_code_says_what_failed(monkeypatch, capsys, error, code):
     monkeypatch.setattr(distribute, "train", failing_train)
     assert distribute.main(["--workers", "2"]) == code
     assert str(error).splitlines()[0] in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--timeout", "nan"],
+        ["--timeout", "-5"],
+        ["--join-timeout", "inf"],
+        ["--join-timeout", "-1"],
+        ["--seed", "-1"],
+        ["--json", "/proc/no-such-folder/result.json"],
+        ["--json", "."],
+    ],
+    ids=str,
+)
+def test_cli_refuses_bad_arguments_before_any_worker_starts(monkeypatch, capsys, argv):
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("a worker was started")
+
+    monkeypatch.setattr(distribute, "run_workers", must_not_run)
+    assert distribute.main(["--workers", "2", *argv]) == distribute.EXIT_USAGE
+    assert capsys.readouterr().err.startswith("error: ")
+
+
+@pytest.mark.parametrize("timeout", [float("nan"), float("inf"), 0.0, -1.0])
+def test_run_workers_refuses_a_timeout_that_is_not_finite_and_positive(tmp_path, timeout):
+    with pytest.raises(ValueError, match="timeout"):
+        run(["mark('done')"], tmp_path, configs=loopback_configs(1), timeout=timeout)
+
+
+@pytest.mark.skipif(not distribute.can_isolate(), reason="needs root, unshare and nsenter")
+def test_isolated_workers_see_only_loopback_and_still_reach_each_other(tmp_path):
+    body = """
+    import socket
+    port = int(config["cluster"]["worker"][config["task"]["index"]].rsplit(":", 1)[1])
+    server = socket.socket(socket.AF_INET6)
+    server.bind(("::", port))  # every interface, as TensorFlow's gRPC server binds
+    server.listen()
+    mark("started"); mark("joined")
+    other = config["cluster"]["worker"][1 - config["task"]["index"]].rsplit(":", 1)[1]
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", int(other)), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        raise SystemExit("could not reach the other worker")
+    server.settimeout(20)
+    server.accept()  # the other worker reached this one too
+    print("interfaces", sorted(name for _, name in socket.if_nameindex()), flush=True)
+    mark("done")
+    """
+    run([body] * 2, tmp_path, configs=loopback_configs(2), join_timeout=30, isolate=True)
+    for index in range(2):
+        log = (tmp_path / "logs" / f"worker-{index}.log").read_text()
+        assert "interfaces ['lo']" in log, log
+
+
+SLEEPING_WORKER = (
+    "import os, pathlib, sys, time; "
+    "pathlib.Path(sys.argv[1], str(os.getpid())).touch(); time.sleep(300)"
+)
+
+LAUNCHER = textwrap.dedent(
+    """
+    import json, os, sys
+    from pathlib import Path
+    from prelu_tutorial import distribute
+
+    folder, worker = Path(sys.argv[1]), sys.argv[2]
+    ports = distribute.free_ports(2)
+    envs = [dict(os.environ, TF_CONFIG=json.dumps(distribute.tf_config(ports, i))) for i in (0, 1)]
+    command = [sys.executable, "-c", worker, str(folder)]
+    distribute.run_workers([command] * 2, envs, folder / "logs", join_timeout=600)
+    """
+)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_workers_die_with_their_launcher_on_any_signal(tmp_path, sig):
+    launcher = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(tmp_path), SLEEPING_WORKER])
+    workers = []
+    try:
+        deadline = time.monotonic() + 120
+        while len(workers) < 2 and time.monotonic() < deadline and launcher.poll() is None:
+            workers = [int(path.name) for path in tmp_path.iterdir() if path.name.isdigit()]
+            time.sleep(0.2)
+        assert len(workers) == 2, "the workers did not start within 120 s"
+        launcher.send_signal(sig)
+        launcher.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(alive(pid) for pid in workers), "a worker outlived its launcher"
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.wait(timeout=30)
+        for pid in workers:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 # ----------------------------------------------------------------------------- training
