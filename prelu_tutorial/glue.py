@@ -1,0 +1,41 @@
+"""Figures for the book's prose: myst-nb's ``glue`` where the book is built, else nothing.
+
+A chapter computes a figure in a code cell and calls :func:`glue`; its Markdown
+then shows the stored value with ``{glue:text}`name```, so the prose can
+never drift from the output. myst-nb comes with Jupyter Book; elsewhere (on
+Colab, say) the call does nothing, and the reader sees the figure in the
+cell's own printed output.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["glue"]
+
+
+class _Text(str):
+    """A string whose ``repr`` is itself, so that ``{glue:text}`` shows it without quotes."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def glue(name: str, value: Any) -> None:
+    """Stores ``value`` under ``name`` for the chapter's Markdown, without displaying it.
+
+    Args:
+        name: The key the Markdown names in ``{glue:text}`name```.
+        value: The figure: a string, shown as it is, or a number that the
+            Markdown may format (``{glue:text}`name:.1f```).
+
+    Raises:
+        TypeError: If ``name`` is not a non-empty string.
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"glue: name must be a non-empty string, got {name!r}.")
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:  # not building the book: the printed output shows the figure
+        return
+    myst_glue(name, _Text(value) if isinstance(value, str) else value, display=False)
