@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import keras
@@ -10,7 +10,7 @@ import numpy as np
 
 from prelu_tutorial import ops
 
-__all__ = ["IMPLEMENTATIONS", "PReLU"]
+__all__ = ["IMPLEMENTATIONS", "PReLU", "from_keras", "to_keras"]
 
 IMPLEMENTATIONS = ("xla", "custom_op")
 """The values of ``PReLU(implementation=...)``."""
@@ -200,3 +200,115 @@ class PReLU(keras.layers.Layer):
             }
         )
         return config
+
+
+# Converting whole models to and from keras.layers.PReLU ------------------------------------------
+
+
+def _positive_shared_axes(layer: PReLU) -> list[int]:
+    """The shared axes of a built :class:`PReLU`, positive, as ``keras.layers.PReLU`` reads them."""
+    rank = len(layer.alpha.shape) + 1
+    if layer.shared_axes is None:
+        channel_axis = 1 if layer.data_format == "channels_first" else rank - 1
+        return [axis for axis in range(1, rank) if axis != channel_axis]
+    return sorted({axis + rank if axis < 0 else axis for axis in layer.shared_axes})
+
+
+def _functional_clone(model: keras.Model, swap: Callable[[Any], Any], caller: str) -> keras.Model:
+    """``model`` rebuilt layer by layer with ``swap`` applied, carrying every weight over."""
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"{caller}: model must be a keras.Model, got {type(model).__name__}.")
+    if not model.built:
+        raise ValueError(f"{caller}: build the model first (call it, or give it a keras.Input).")
+    try:
+        clone = keras.models.clone_model(model, clone_function=swap)
+    except ValueError as error:
+        if "Sequential" not in str(error) and "Functional" not in str(error):
+            raise
+        raise ValueError(
+            f"{caller}: only Sequential and functional models can be rebuilt layer by layer; "
+            f"{type(model).__name__} is a subclassed model. Rebuild it with the layer you want."
+        ) from None
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def to_keras(model: keras.Model) -> keras.Model:
+    """The same model with every :class:`PReLU` replaced by ``keras.layers.PReLU``.
+
+    Each Keras layer carries the same alphas (same shape and values), the
+    same initializer, regularizer and constraint, and the shared axes made
+    explicit and positive (Keras counts a negative axis differently). The
+    result loads wherever Keras does, without ``prelu_tutorial``.
+
+    Args:
+        model: A built Sequential or functional Keras model.
+
+    Returns:
+        A new model; ``model`` is left as it is.
+
+    Raises:
+        TypeError: If ``model`` is not a Keras model.
+        ValueError: If it is subclassed or not built.
+    """
+
+    def swap(layer: Any) -> Any:
+        if not isinstance(layer, PReLU):
+            return layer.__class__.from_config(layer.get_config())
+        return keras.layers.PReLU(
+            alpha_initializer=layer.alpha_initializer,
+            alpha_regularizer=layer.alpha_regularizer,
+            alpha_constraint=layer.alpha_constraint,
+            shared_axes=_positive_shared_axes(layer) or None,
+            name=layer.name,
+            dtype=layer.dtype_policy,
+        )
+
+    return _functional_clone(model, swap, "to_keras")
+
+
+def from_keras(model: keras.Model, implementation: str = "xla") -> keras.Model:
+    """The same model with every ``keras.layers.PReLU`` replaced by :class:`PReLU`.
+
+    Each layer keeps its alphas, initializer, regularizer, constraint and
+    shared axes (Keras' ``None``, one alpha per element, becomes ``()``).
+
+    Args:
+        model: A built Sequential or functional Keras model.
+        implementation: The new layers' ``implementation``.
+
+    Returns:
+        A new model; ``model`` is left as it is.
+
+    Raises:
+        TypeError: If ``model`` is not a Keras model.
+        ValueError: If it is subclassed or not built, or a Keras layer has a
+            negative shared axis (Keras reads it as an index into alpha's
+            shape, which is not the input's axis it names).
+    """
+    if implementation not in IMPLEMENTATIONS:
+        raise ValueError(
+            f"from_keras: implementation must be one of {list(IMPLEMENTATIONS)}, "
+            f"got {implementation!r}."
+        )
+
+    def swap(layer: Any) -> Any:
+        if type(layer) is not keras.layers.PReLU:
+            return layer.__class__.from_config(layer.get_config())
+        axes = list(layer.shared_axes or ())
+        if any(axis < 1 for axis in axes):
+            raise ValueError(
+                f"from_keras: layer {layer.name!r} has shared_axes={layer.shared_axes}; "
+                "give keras.layers.PReLU positive axes (1 is the first after the batch)."
+            )
+        return PReLU(
+            alpha_initializer=layer.alpha_initializer,
+            alpha_regularizer=layer.alpha_regularizer,
+            alpha_constraint=layer.alpha_constraint,
+            shared_axes=axes,
+            implementation=implementation,
+            name=layer.name,
+            dtype=layer.dtype_policy,
+        )
+
+    return _functional_clone(model, swap, "from_keras")
