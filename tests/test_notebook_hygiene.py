@@ -1,263 +1,44 @@
-"""Every chapter notebook is committed executed, in order, clean and normalized.
+"""Every chapter notebook passes `tools/notebooks.py check`, and every rule catches its fault.
 
-A chapter must have run top to bottom in one fresh kernel (execution counts
-1..n, no cell left unexecuted), store no error except in a cell written to show
-one (tagged ``raises-exception``), hold no path of the machine it ran on in
-its outputs, and carry no volatile metadata; its file must be exactly what
-``make format-notebooks`` writes, so diffs show only what changed. Its Setup
-cell must install the release that pyproject.toml declares, and its launch
-links must point at its own file in the repository that _config.yml names.
+The rules live in tools/notebooks.py, one function each (run them on the
+command line with ``python tools/notebooks.py check``): a chapter ran top to
+bottom in one fresh kernel, stores errors only where it shows one on purpose,
+prints no machine path, carries no volatile metadata and is normalized; its
+lines fit the 80-character text column, one printed result is one box, nbval
+markers are tags, exercise solutions are collapsed; its Setup cell is the
+template and its launch links open its own file; and every measured figure in
+its prose is glued, printed by the chapter, cited or marked as not measured.
 
-What the reader sees is checked too: no code line and no printed line wider
-than the book's text column (80 characters), one output box per printed result
-(no two adjacent stream outputs of one name), nbval's markers as cell tags and
-never as comments in the code, and every code cell under "Exercises" collapsed
-(tagged ``hide-cell``: code and output behind a toggle).
-
-The checks are plain functions returning a list of problems; the self-tests at
-the end spoil a clean notebook in each way and show the checks catch it.
+The self-tests at the end spoil a clean notebook in each way and show that
+the checks catch it.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import itertools
-import re
 from pathlib import Path
 
 import nbformat
 import pytest
-import yaml
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10: pytest brings tomli there.
-    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted((ROOT / "book").glob("*.ipynb"))
-PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-REPOSITORY = PYPROJECT["project"]["urls"]["Repository"]
-BRANCH = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))["repository"]["branch"]
-# Home folders, scratch folders, our work tree, installed packages: none belongs in a book.
-MACHINE_PATH = re.compile(
-    r"(?<![\w.])/(?:root|home|tmp|work|Users|var/folders)/"
-    r"|\b[A-Za-z]:\\"
-    r"|site-packages|dist-packages"
-)
-KEPT_NOTEBOOK_METADATA = {"kernelspec", "language_info"}
-# The book's text column shows 80 characters of monospace text; a longer line is cut off.
-MAX_LINE = 80
-# A heading line of a Markdown cell: its level and its title.
-HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*$", re.MULTILINE)
-KEPT_CELL_METADATA = {"tags"}
 
 
-def _load_notebook_tool():
-    """Imports tools/notebooks.py, the one place that defines a normalized notebook."""
-    spec = importlib.util.spec_from_file_location("notebooks_tool", ROOT / "tools" / "notebooks.py")
+def _load_tool(name: str):
+    """Imports tools/<name>.py (tools/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(f"{name}_tool", ROOT / "tools" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-notebook_tool = _load_notebook_tool()
-_colab_spec = importlib.util.spec_from_file_location("colab_tool", ROOT / "tools" / "colab.py")
-colab_tool = importlib.util.module_from_spec(_colab_spec)
-_colab_spec.loader.exec_module(colab_tool)
-
-
-def _code_cells(notebook) -> list[tuple[int, nbformat.NotebookNode]]:
-    return [(index, cell) for index, cell in enumerate(notebook.cells) if cell.cell_type == "code"]
-
-
-def execution_problems(notebook) -> list[str]:
-    """Finds code cells that did not run, or ran out of order or in another session."""
-    problems = []
-    expected = 1
-    for index, cell in _code_cells(notebook):
-        count = cell.get("execution_count")
-        if count is None:
-            problems.append(f"cell {index} is not executed (or is empty)")
-            continue
-        if count != expected:
-            problems.append(f"cell {index} has execution count {count}, expected {expected}")
-        expected = count + 1
-    return problems
-
-
-def error_problems(notebook) -> list[str]:
-    """Finds stored errors in cells that are not marked as raising on purpose."""
-    return [
-        f"cell {index} stores {output.ename}: {output.evalue} without the raises-exception tag"
-        for index, cell in _code_cells(notebook)
-        for output in cell.outputs
-        if output.output_type == "error" and not notebook_tool.raises_on_purpose(cell)
-    ]
-
-
-def _output_texts(output) -> list[str]:
-    if output.output_type == "stream":
-        return [output.text]
-    if output.output_type == "error":
-        return [output.ename, output.evalue, *output.traceback]
-    return [
-        value if isinstance(value, str) else "".join(value)
-        for kind, value in output.get("data", {}).items()
-        if kind.startswith("text/")
-    ]
-
-
-def _lines(text) -> list[str]:
-    return ("".join(text) if isinstance(text, list) else text).splitlines()
-
-
-def line_length_problems(notebook) -> list[str]:
-    """Finds code lines and printed (stream) lines wider than the text column."""
-    problems = []
-    for index, cell in _code_cells(notebook):
-        texts = [("code", cell.source)] + [
-            (f"{output.name} output", output.text)
-            for output in cell.outputs
-            if output.output_type == "stream"
-        ]
-        for kind, text in texts:
-            for number, line in enumerate(_lines(text), start=1):
-                if len(line) > MAX_LINE:
-                    problems.append(
-                        f"cell {index} {kind} line {number} has {len(line)} characters"
-                        f" (at most {MAX_LINE}): {line[:40]!r}..."
-                    )
-    return problems
-
-
-def stream_box_problems(notebook) -> list[str]:
-    """Finds cells whose printed result is split over adjacent stream outputs (several boxes)."""
-    problems = []
-    for index, cell in _code_cells(notebook):
-        for previous, output in itertools.pairwise(cell.outputs):
-            if (
-                previous.output_type == output.output_type == "stream"
-                and previous.name == output.name
-            ):
-                problems.append(
-                    f"cell {index} has adjacent {output.name} stream outputs (two output boxes)"
-                )
-    return problems
-
-
-def nbval_comment_problems(notebook) -> list[str]:
-    """Finds nbval markers written as comments in the code, where the reader sees them."""
-    return [
-        f"cell {index} has an nbval comment in its code ({line.strip()!r}); use a cell tag"
-        for index, cell in _code_cells(notebook)
-        for line in _lines(cell.source)
-        if "NBVAL_" in line.upper()
-    ]
-
-
-def exercise_problems(notebook) -> list[str]:
-    """Finds code cells under an "Exercises" heading that do not collapse code and output."""
-    problems = []
-    exercise_level = None  # the level of the Exercises heading we are under, if any
-    for index, cell in enumerate(notebook.cells):
-        if cell.cell_type == "markdown":
-            for hashes, title in HEADING.findall(cell.source):
-                if title.lower().startswith("exercise"):
-                    exercise_level = len(hashes)
-                elif exercise_level is not None and len(hashes) <= exercise_level:
-                    exercise_level = None
-        elif cell.cell_type == "code" and exercise_level is not None:
-            if "hide-cell" not in cell.metadata.get("tags", []):
-                problems.append(f"cell {index} is an exercise solution without the hide-cell tag")
-    return problems
-
-
-def machine_path_problems(notebook) -> list[str]:
-    """Finds outputs that print a path of the machine the notebook ran on."""
-    problems = []
-    for index, cell in _code_cells(notebook):
-        for output in cell.outputs:
-            for text in _output_texts(output):
-                match = MACHINE_PATH.search(text)
-                if match:
-                    context = text[max(0, match.start() - 30) : match.end() + 30]
-                    problems.append(f"cell {index} prints a machine path: ...{context!r}...")
-    return problems
-
-
-def metadata_problems(notebook) -> list[str]:
-    """Finds metadata that changes from run to run: timings, widget state, versions, stderr."""
-    problems = []
-    for key in sorted(set(notebook.metadata) - KEPT_NOTEBOOK_METADATA):
-        problems.append(f"notebook metadata has volatile key {key!r}")
-    for key in sorted(set(notebook.metadata.get("language_info", {})) - {"name"}):
-        problems.append(f"notebook metadata has volatile key 'language_info.{key}'")
-    for index, cell in enumerate(notebook.cells):
-        for key in sorted(set(cell.metadata) - KEPT_CELL_METADATA):
-            problems.append(f"cell {index} metadata has volatile key {key!r}")
-        for output in cell.get("outputs", []):
-            if output.output_type == "stream" and output.name == "stderr":
-                problems.append(f"cell {index} stores stderr (log lines with times and paths)")
-            if "execution" in output.get("metadata", {}):
-                problems.append(f"cell {index} output metadata has volatile key 'execution'")
-    return problems
-
-
-def layout_problems(path: Path) -> list[str]:
-    """Reports a file that `make format-notebooks` would rewrite."""
-    text = path.read_text(encoding="utf-8")
-    notebook = notebook_tool.normalize(nbformat.reads(text, as_version=4))
-    normalized = nbformat.writes(notebook)
-    if not normalized.endswith("\n"):
-        normalized += "\n"
-    if text != normalized:
-        return [f"{path.name} is not normalized: run `make format-notebooks`"]
-    return []
-
-
-def setup_problems(notebook) -> list[str]:
-    """Checks that the first code cell is tools/colab.py's Setup cell and no other cell installs."""
-    cells = _code_cells(notebook)
-    if not cells:
-        return ["the notebook has no Setup cell"]
-    problems = []
-    if cells[0][1].source != colab_tool.setup_source():
-        problems.append("the Setup cell is not tools/colab.py's (python tools/colab.py apply)")
-    for index, cell in cells[1:]:
-        if "git+" in cell.source:
-            problems.append(f"cell {index} installs from git; only the Setup cell installs")
-    return problems
-
-
-def launch_link_problems(notebook, path: Path) -> list[str]:
-    """Checks that the chapter's Colab and GitHub links open this very file."""
-    relative = path.relative_to(path.parents[1]).as_posix()
-    owner_and_name = REPOSITORY.removeprefix("https://github.com/")
-    wanted = [
-        f"https://colab.research.google.com/github/{owner_and_name}/blob/{BRANCH}/{relative}",
-        f"{REPOSITORY}/blob/{BRANCH}/{relative}",
-    ]
-    markdown = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "markdown")
-    return [f"no link to {url}" for url in wanted if f"({url})" not in markdown]
-
-
-def notebook_problems(path: Path) -> list[str]:
-    """Every hygiene problem of one notebook file."""
-    notebook = nbformat.read(str(path), as_version=4)
-    return [
-        *execution_problems(notebook),
-        *error_problems(notebook),
-        *machine_path_problems(notebook),
-        *metadata_problems(notebook),
-        *line_length_problems(notebook),
-        *stream_box_problems(notebook),
-        *nbval_comment_problems(notebook),
-        *exercise_problems(notebook),
-        *layout_problems(path),
-        *setup_problems(notebook),
-        *launch_link_problems(notebook, path),
-    ]
+notebook_tool = _load_tool("notebooks")
+colab_tool = _load_tool("colab")
+REPOSITORY, BRANCH = notebook_tool.repository_and_branch()
+notebook_problems = notebook_tool.check
+line_length_problems = notebook_tool.line_length_problems
+figure_problems = notebook_tool.figure_problems
 
 
 def _read(path: Path):
@@ -266,46 +47,51 @@ def _read(path: Path):
 
 # --- The chapters ----------------------------------------------------------------------------
 
-chapters = pytest.mark.parametrize("path", CHAPTERS, ids=[path.stem for path in CHAPTERS])
-
-
-# Each check reads the notebook and returns its problems; a clean chapter has none.
-NOTEBOOK_CHECKS = {
-    "ran every cell once in order": execution_problems,
-    "stores errors only where it means to": error_problems,
-    "outputs show no machine paths": machine_path_problems,
-    "has no volatile metadata": metadata_problems,
-    "fits the text column": line_length_problems,
-    "shows one box per printed result": stream_box_problems,
-    "keeps nbval markers in tags": nbval_comment_problems,
-    "collapses exercise solutions": exercise_problems,
+# Chapters whose prose still states figures that no output prints, with the cells the figure rule
+# flags; each is fixed by the helper who owns the chapter. Strict: a fixed chapter must leave this.
+FIGURES_NOT_YET_BACKED = {
+    "01_prelu_at_a_glance": "cells 11 and 28: 63% and the paper's 4.94%, 5.1%, 26%, 6.66%",
+    "05_training_with_prelu": "cells 18 and 26: 0.9, 0.04",
+    "08_performance": "cells 22 and 26: 51 MB, 1.4x",
+    "10_initializing_deep_prelu_networks": "cells 9-37: recursion and training figures",
+    "11_a_prelu_op_in_cpp": "cell 38: 16 bytes (a definition, not measured)",
 }
 
 
-@chapters
-@pytest.mark.parametrize("check", NOTEBOOK_CHECKS.values(), ids=NOTEBOOK_CHECKS.keys())
-def test_chapter_passes_notebook_check(path, check):
-    assert check(_read(path)) == []
+def _chapter_params(check_name: str):
+    for path in CHAPTERS:
+        marks = []
+        reason = FIGURES_NOT_YET_BACKED.get(path.stem)
+        if check_name == "takes its figures from its outputs" and reason:
+            marks.append(pytest.mark.xfail(reason=reason, strict=True))
+        yield pytest.param(path, check_name, id=f"{path.stem}-{check_name}", marks=marks)
+
+
+@pytest.mark.parametrize(
+    ("path", "check_name"),
+    [param for name in notebook_tool.NOTEBOOK_CHECKS for param in _chapter_params(name)],
+)
+def test_chapter_passes_notebook_check(path, check_name):
+    assert notebook_tool.NOTEBOOK_CHECKS[check_name](_read(path)) == []
+
+
+chapters = pytest.mark.parametrize("path", CHAPTERS, ids=[path.stem for path in CHAPTERS])
 
 
 @chapters
 def test_chapter_file_is_normalized(path):
-    assert layout_problems(path) == []
-
-
-@chapters
-def test_chapter_setup_installs_the_declared_release(path):
-    assert setup_problems(_read(path)) == []
+    assert notebook_tool.layout_problems(path) == []
 
 
 @chapters
 def test_chapter_launch_links_open_its_own_file(path):
-    assert launch_link_problems(_read(path), path) == []
+    assert notebook_tool.launch_link_problems(_read(path), path) == []
 
 
 # --- The checks catch what they are for ---------------------------------------------------------
 
 SETUP_SOURCE = colab_tool.setup_source()
+GLUE_PREFIX = "application/papermill.record/"
 
 
 def _clean_notebook(book: Path) -> Path:
@@ -340,10 +126,29 @@ def _clean_notebook(book: Path) -> Path:
                     )
                 ],
             ),
+            nbformat.v4.new_code_cell(
+                'glue("ratio", 1.3125)\nprint("ratio 1.31x, 83 ms a call")',
+                execution_count=4,
+                outputs=[
+                    nbformat.v4.new_output(
+                        "stream", name="stdout", text="ratio 1.31x, 83 ms a call\n"
+                    ),
+                    nbformat.v4.new_output(
+                        "display_data",
+                        data={"application/papermill.record/text/plain": "1.3125"},
+                        metadata={"scrapbook": {"name": "ratio", "mime_prefix": GLUE_PREFIX}},
+                    ),
+                ],
+            ),
+            nbformat.v4.new_markdown_cell(
+                "PReLU took {glue:text}`ratio:.2f` times ReLU's time, 83 ms a call.\n\n"
+                "The paper reports 4.94% top-5 error {cite:p}`he2015delving`.\n\n"
+                "A float32 is 4 bytes. <!-- not measured: 4 bytes -->"
+            ),
             nbformat.v4.new_markdown_cell("## Exercises\n\n1. What is PReLU(-4) for alpha 0.25?"),
             nbformat.v4.new_code_cell(
                 "print(0.25 * -4.0)",
-                execution_count=4,
+                execution_count=5,
                 metadata={"tags": ["hide-cell"]},
                 outputs=[nbformat.v4.new_output("stream", name="stdout", text="-1.0\n")],
             ),
@@ -428,7 +233,15 @@ def _spoil_nbval_comment(notebook):
 
 
 def _spoil_visible_solution(notebook):
-    notebook.cells[6].metadata["tags"] = ["hide-input"]
+    notebook.cells[8].metadata["tags"] = ["hide-input"]
+
+
+def _spoil_prose(old: str, new: str):
+    def spoil(notebook):
+        assert old in notebook.cells[6].source
+        notebook.cells[6].source = notebook.cells[6].source.replace(old, new)
+
+    return spoil
 
 
 SPOILERS = {
@@ -449,6 +262,20 @@ SPOILERS = {
     "one result in two boxes": (_spoil_two_boxes, "adjacent stdout stream outputs"),
     "nbval marker as a comment": (_spoil_nbval_comment, "nbval comment in its code"),
     "exercise solution shown": (_spoil_visible_solution, "without the hide-cell tag"),
+    "a time printed nowhere": (_spoil_prose("83 ms", "87 ms"), "states '87 ms'"),
+    "a glued ratio retyped": (_spoil_prose("{glue:text}`ratio:.2f`", "1.30"), "states '1.30'"),
+    "a paper's figure uncited": (
+        _spoil_prose(" {cite:p}`he2015delving`", ""),
+        "states '4.94%'",
+    ),
+    "a definition unmarked": (
+        _spoil_prose(" <!-- not measured: 4 bytes -->", ""),
+        "states '4 bytes'",
+    ),
+    "glue that no cell glued": (
+        _spoil_prose("`ratio:.2f`", "`speedup:.2f`"),
+        "shows glue 'speedup'",
+    ),
 }
 
 
@@ -491,3 +318,34 @@ def test_format_notebooks_fixes_volatile_metadata(tmp_path):
     nbformat.write(notebook, str(path))
     notebook_tool.main(["normalize", str(path)])
     assert notebook_problems(path) == []
+
+
+@pytest.mark.parametrize("figure", ["1.234x", "0.4321", "987 ms", "12.5%", "+- 0.0123"])
+def test_a_retyped_figure_in_a_real_chapter_is_reported(tmp_path, figure):
+    # A copy of a chapter whose prose passes, spoiled as a drift would: a figure that the
+    # chapter's outputs do not print, typed into its first paragraph.
+    path = next(p for p in CHAPTERS if p.stem not in FIGURES_NOT_YET_BACKED)
+    notebook = _read(path)
+    assert figure_problems(notebook) == []
+    first_prose = next(cell for cell in notebook.cells if cell.cell_type == "markdown")
+    first_prose.source += f"\n\nOn this machine it took {figure}."
+    (tmp_path / "book").mkdir()
+    spoiled = tmp_path / "book" / path.name
+    nbformat.write(notebook, str(spoiled))
+    number = figure.removeprefix("+- ")
+    assert any(f"states {number!r}" in problem for problem in notebook_problems(spoiled))
+
+
+def test_figures_printed_cited_or_glued_pass(tmp_path):
+    notebook = _read(_clean_notebook(tmp_path))
+    assert figure_problems(notebook) == []
+    assert notebook_tool.glue_problems(notebook) == []
+
+
+def test_counts_versions_and_math_are_not_figures(tmp_path):
+    notebook = _read(_clean_notebook(tmp_path))
+    notebook.cells[6].source = (
+        "We train 5 seeds for 12 epochs on TF 2.21 and Python 3.11 (Section 2.2); "
+        "`lr = 0.003` and $a = 0.25$ are code and math. See [it](https://x.org/1.5x)."
+    )
+    assert figure_problems(notebook) == []
