@@ -52,7 +52,6 @@ def _read(path: Path):
 FIGURES_NOT_YET_BACKED = {
     "01_prelu_at_a_glance": "cells 11 and 28: 63% and the paper's 4.94%, 5.1%, 26%, 6.66%",
     "05_training_with_prelu": "cells 18 and 26: 0.9, 0.04",
-    "08_performance": "cells 22 and 26: 51 MB, 1.4x",
     "10_initializing_deep_prelu_networks": "cells 9-37: recursion and training figures",
     "11_a_prelu_op_in_cpp": "cell 38: 16 bytes (a definition, not measured)",
 }
