@@ -375,17 +375,20 @@ NOT_PROSE = re.compile(
 # `<!-- not measured: 16 bytes, 64 MB -->` in a Markdown cell lists figures that are definitions
 # or arithmetic (a float32 is 4 bytes), not measurements; the reader does not see the comment.
 NOT_MEASURED = re.compile(r"<!--\s*not measured:(.*?)-->", re.DOTALL)
-# The paper's (or any source's) figures are exempt where their block cites the source.
+# The paper's (or any source's) figures are exempt where their sentence cites the source.
 CITATION = re.compile(r"\{cite(?::\w+)?\}`")
+# A sentence ends at ., ! or ? before white space and a capital, a bracket, a role or math.
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\[{$*`])")
 NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\d])")
 
 
-def _blocks(markdown: str) -> list[str]:
-    """Paragraphs and list items: the reach of a citation."""
+def _sentences(markdown: str) -> list[str]:
+    """Sentences, list items and table rows: the reach of a citation."""
     return [
-        block
+        sentence
         for paragraph in re.split(r"\n\s*\n", markdown)
-        for block in re.split(r"\n(?=\s*(?:[-*+]|\d+\.)\s)", paragraph)
+        for block in re.split(r"\n(?=\s*(?:[-*+|]|\d+\.)\s)", paragraph)
+        for sentence in SENTENCE_END.split(block)
     ]
 
 
@@ -423,14 +426,16 @@ def figure_problems(notebook) -> list[str]:
     - the same number, as written, appears in an output of the chapter (a
       printed line or a table) or in its code (an input the code sets, such as
       a learning rate);
-    - its paragraph or list item cites a source (``{cite:p}`key```): the
-      paper's own figures;
+    - its sentence cites a source (``{cite:p}`key```): the paper's own
+      figures;
     - the cell lists it in ``<!-- not measured: 16 bytes -->``: a definition
       or arithmetic, not a measurement.
 
     Numbers in code spans, math, link targets and comments are not prose, and
     a number right after a name such as ``TF``, ``Python`` or ``Section`` is a
-    version or a place, not a figure.
+    version or a place, not a figure. So a measured figure belongs in prose
+    (glued), not in ``$...$``, where this rule cannot see it; and a whole
+    number without a unit ("25,000-fold") is not recognised either.
     """
     backing = _backing_text(notebook)
     problems = []
@@ -442,10 +447,10 @@ def figure_problems(notebook) -> list[str]:
             for listed in NOT_MEASURED.findall(cell.source)
             for figure in listed.split(",")
         }
-        for block in _blocks(cell.source):
-            if CITATION.search(block):
+        for sentence in _sentences(cell.source):
+            if CITATION.search(sentence):
                 continue
-            prose = NOT_PROSE.sub(" ", block)
+            prose = NOT_PROSE.sub(" ", sentence)
             for match in FIGURE.finditer(prose):
                 number, unit = match.group("number"), match.group("unit")
                 if ("." not in number and unit is None) or match.group(0) in exempt:
