@@ -2,6 +2,8 @@
 
 Private to the package: each public function still names its own argument in
 its own message, through the ``owner`` and ``name`` these helpers take.
+``check_int`` and ``check_real`` are defined in
+:mod:`prelu_tutorial._number_checks` (no TensorFlow there) and offered here too.
 """
 
 from __future__ import annotations
