@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: book test test-compat lint notebooks format-notebooks logo mathjax clean
+.PHONY: book test test-compat test-colab lint notebooks format-notebooks logo mathjax clean
 
 $(BIN)/.installed: requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else \
@@ -44,16 +44,39 @@ test-compat: $(COMPAT_VENV)/.installed
 	@$(COMPAT_VENV)/bin/python -c 'import importlib.metadata as m, platform; print("test-compat:", \
 	  ", ".join(f"{n} {m.version(n)}" for n in ("tensorflow", "keras", "numpy", "ai-edge-litert")), \
 	  "on Python", platform.python_version())'
-	@echo "test-compat: pytest tests (not the notebooks, site, hygiene or Setup-cell tests), at most" \
+	@echo "test-compat: pytest tests (not the notebooks, site, hygiene, Setup-cell or Colab-image tests), at most" \
 	  "$(COMPAT_TIMEOUT) s"
 	@timeout -k 30 $(COMPAT_TIMEOUT) $(COMPAT_VENV)/bin/python -m pytest -q -rfEs -p no:cacheprovider \
 	  -o addopts= tests --ignore=tests/test_site.py --ignore=tests/test_notebook_hygiene.py \
-	  --ignore=tests/test_colab_setup.py \
+	  --ignore=tests/test_colab_setup.py --ignore=tests/test_colab_image.py \
 	  || { status=$$?; case $$status in \
 	         124|137) echo "test-compat: stopped after COMPAT_TIMEOUT=$(COMPAT_TIMEOUT) s";; \
 	         1) ;; \
 	         *) echo "test-compat: pytest exited with status $$status (above 128: killed by a signal)";; \
 	       esac; exit $$status; }
+
+# Every chapter on an image built like Colab's runtime (tools/colab-image.txt: Python 3.12,
+# TensorFlow 2.19, Keras 3.10, NumPy 2.0), without the library: each chapter runs from a pristine
+# copy of the image, and its own Setup cell installs this checkout's committed HEAD
+# (tools/colab_image.py). COLAB_PYTHON is a Python 3.12: python3.12, else pyenv's.
+COLAB_PYTHON ?= $(shell python3.12 -c '' 2>/dev/null && echo python3.12 || { \
+  v=$$(pyenv versions --bare 2>/dev/null | grep -m1 '^3\.12'); \
+  test -n "$$v" && echo "env PYENV_VERSION=$$v python3"; })
+COLAB_VENV := _build/venv-colab
+COLAB_TIMEOUT ?= 1200
+
+$(COLAB_VENV)/.installed: tools/colab-image.txt
+	@test -n "$(COLAB_PYTHON)" || { echo "test-colab: needs Python 3.12 (Colab's): set COLAB_PYTHON"; exit 1; }
+	@$(COLAB_PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 12) else \
+	  f"test-colab: COLAB_PYTHON is Python {sys.version.split()[0]}, Colab runs 3.12")'
+	rm -rf $(COLAB_VENV)
+	$(COLAB_PYTHON) -m venv $(COLAB_VENV)
+	$(COLAB_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(COLAB_VENV)/bin/python -m pip install --quiet -r tools/colab-image.txt
+	touch $@
+
+test-colab: $(BIN)/.installed $(COLAB_VENV)/.installed
+	timeout -k 30 $(COLAB_TIMEOUT) $(BIN)/python tools/colab_image.py --image $(COLAB_VENV)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
