@@ -405,7 +405,8 @@ def to_onnx(model: Any, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
         ValueError: If ``opset`` is out of range; if the model does not take
             exactly one input, or its input_signature has an unknown rank; if
             a PReLU layer is not built or has a non-finite alpha (named in the
-            message); if tf2onnx fails (its first line is in the message); or
+            message); if tracing or tf2onnx fails (the message holds the line
+            of its error that says why); or
             if a node has no ONNX op (the message names the nodes, which carry
             their layer's name).
         RuntimeError: If a PReLU layer call's placeholder survived the
@@ -440,7 +441,7 @@ def to_onnx(model: Any, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
             )
         except Exception as error:  # tf2onnx raises several classes, some its own
             raise ValueError(
-                f"to_onnx: tf2onnx could not convert the model: {_reason(error)}"
+                f"to_onnx: tracing or converting the model failed: {_reason(error)}"
             ) from None
     unsupported = _unsupported_nodes(onnx_model)
     if unsupported:
