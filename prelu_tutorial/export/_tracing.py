@@ -8,14 +8,15 @@ needs one node per layer call that it can find and replace by ``PRelu``.
 :func:`calls_replaced` is the one way to get either: for the duration of a
 ``with`` block, each given layer's ``call`` is shadowed by an instance
 attribute that computes the exporter's replacement, in a name scope that
-numbers the call. Nothing global changes: other layers, other models and
-other threads' tracing are unaffected, and the layers compute as before
-once the block ends.
+numbers the call, in the thread that exports. Nothing global changes:
+other layers, other models and other threads calling the same layers are
+unaffected, and the layers compute as before once the block ends.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -85,9 +86,13 @@ def calls_replaced(
         call order.
     """
     calls: list[str] = []
+    exporting_thread = threading.get_ident()
 
     def replaced_call(layer: keras.layers.Layer) -> Callable[..., tf.Tensor]:
         def call(inputs: tf.Tensor, *args: Any, **kwargs: Any) -> tf.Tensor:
+            if threading.get_ident() != exporting_thread:
+                # Another thread running the model meanwhile gets the layer's own call.
+                return type(layer).call(layer, inputs, *args, **kwargs)
             index = len(calls)
             calls.append(layer.name)
             with tf.name_scope(f"{CALL_SCOPE}{index}"):
