@@ -4,6 +4,8 @@
 the submodules ``pt.ops``, ``pt.layers``, ``pt.compat_v1``, ``pt.benchmark``,
 ``pt.devices``, ``pt.distribute``, ``pt.export``, ``pt.initializers``,
 ``pt.plotting``, ``pt.data`` and ``pt.custom_op`` (the C++ op, built on first use).
+``pt.benchmark``, ``pt.distribute`` and ``pt.custom_op`` are imported on first
+use, not by ``import prelu_tutorial``.
 """
 
 import importlib
@@ -31,8 +33,9 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str):
     # Loaded on first use, so that `python -m prelu_tutorial.benchmark` (or
-    # .distribute) does not find the module already imported by the package
-    # (runpy warns about that).
-    if name in ("benchmark", "distribute"):
+    # .distribute, .custom_op) does not find the module already imported by
+    # the package (runpy warns about that), and the C++ op's module is loaded
+    # only by those who use it.
+    if name in ("benchmark", "custom_op", "distribute"):
         return importlib.import_module(f"prelu_tutorial.{name}")
     raise AttributeError(f"module 'prelu_tutorial' has no attribute {name!r}")

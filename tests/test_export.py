@@ -3,6 +3,7 @@
 import logging
 import subprocess
 import sys
+import threading
 
 import keras
 import numpy as np
@@ -11,6 +12,7 @@ import tensorflow as tf
 
 import prelu_tutorial as pt
 from prelu_tutorial.export import run_tflite, tflite_ops, to_tflite
+from prelu_tutorial.export._tracing import calls_replaced, prelu_layers
 
 CHANNEL_ALPHAS = np.array([0.05, 0.2, 0.6], dtype=np.float32)
 
@@ -330,3 +332,56 @@ def test_corrupt_blob_is_a_value_error_in_tflite_ops():
     corrupt[16:64] = b"\xff" * 48
     with pytest.raises(ValueError, match="truncated or corrupt"):
         tflite_ops(bytes(corrupt))
+
+
+# The tracing both exporters share -----------------------------------------------
+
+
+def _replacement_that_doubles(layer, inputs, index):
+    return 2.0 * inputs
+
+
+def test_calls_replaced_numbers_each_call_and_restores_the_layer():
+    inputs = keras.Input((4, 3))
+    wrapped = keras.layers.TimeDistributed(pt.PReLU(name="stepwise"))
+    model = keras.Model(inputs, wrapped(inputs))
+    layer = wrapped.layer
+    x = _inputs((2, 4, 3))
+    with calls_replaced(prelu_layers(model, "test"), _replacement_that_doubles) as calls:
+        np.testing.assert_array_equal(model(x).numpy(), 2.0 * x)
+    assert calls == ["stepwise"] * 4  # one call per time step
+    assert "call" not in vars(layer)
+    np.testing.assert_allclose(model(x).numpy(), pt.ops.prelu_numpy(x, layer.alpha.numpy()))
+
+
+def test_calls_replaced_restores_the_layer_when_the_export_fails():
+    model, layer = _prelu_model((3,))
+    with pytest.raises(RuntimeError, match="converter broke"):
+        with calls_replaced([layer], _replacement_that_doubles):
+            raise RuntimeError("converter broke")
+    assert "call" not in vars(layer)
+
+
+def test_calls_replaced_leaves_other_threads_calling_the_layer_as_before():
+    model, layer = _prelu_model((3,))
+    x = _inputs((2, 3))
+    results = {}
+    with calls_replaced([layer], _replacement_that_doubles):
+        thread = threading.Thread(target=lambda: results.update(other=model(x).numpy()))
+        thread.start()
+        thread.join()
+        results["exporting"] = model(x).numpy()
+    np.testing.assert_array_equal(results["exporting"], 2.0 * x)
+    np.testing.assert_allclose(results["other"], pt.ops.prelu_numpy(x, layer.alpha.numpy()))
+
+
+def test_prelu_layers_finds_nested_and_wrapped_layers_and_refuses_an_unbuilt_one():
+    inner_inputs = keras.Input((3,))
+    inner = keras.Model(inner_inputs, pt.PReLU(name="inner")(inner_inputs))
+    inputs = keras.Input((3,))
+    hidden = keras.layers.PReLU(name="keras_prelu")(inner(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(2)(hidden))
+    assert sorted(layer.name for layer in prelu_layers(model, "test")) == ["inner", "keras_prelu"]
+    unbuilt = keras.Sequential([pt.PReLU(name="later")])
+    with pytest.raises(ValueError, match="test: PReLU layer 'later' is not built"):
+        prelu_layers(unbuilt, "test")

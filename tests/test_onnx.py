@@ -87,6 +87,178 @@ def test_slope_is_alpha_shaped_for_unidirectional_broadcasting(exported_layer):
     np.testing.assert_array_equal(np.broadcast_to(slope, layer.alpha.shape), layer.alpha.numpy())
 
 
+def _stacked(input_shape, before=(), after=(), **layer_kwargs):
+    """Input -> ``before`` layers -> one pt.PReLU -> ``after`` layers; one PReLU call."""
+    inputs = keras.Input(input_shape)
+    hidden = inputs
+    for layer in before:
+        hidden = layer(hidden)
+    prelu = pt.PReLU(**layer_kwargs)
+    hidden = prelu(hidden)
+    for layer in after:
+        hidden = layer(hidden)
+    shape = prelu.alpha.shape
+    prelu.alpha.assign(np.resize(SLOPES, int(np.prod(shape))).reshape(shape))
+    return keras.Model(inputs, hidden), 1
+
+
+def _time_distributed():
+    inputs = keras.Input((4, 3))
+    wrapped = keras.layers.TimeDistributed(pt.PReLU())
+    model = keras.Model(inputs, wrapped(inputs))
+    wrapped.layer.alpha.assign([0.0, -0.4, 1.7])
+    return model, 4  # one call per time step
+
+
+def _keras_layer_after_dense():
+    inputs = keras.Input((6,))
+    layer = keras.layers.PReLU()
+    model = keras.Model(inputs, layer(keras.layers.Dense(5)(inputs)))
+    layer.alpha.assign(SLOPES[:5])
+    return model, 1
+
+
+# name: () -> (model, number of PReLU layer calls); every layout pt.PReLU takes.
+LAYOUT_MODELS = {
+    "channel_wise_rank_4": lambda: _stacked((4, 4, 3)),
+    "per_element_rank_4": lambda: _stacked((4, 4, 3), shared_axes=()),
+    "negative_shared_axes": lambda: _stacked((4, 4, 3), shared_axes=[-3, -2]),
+    "negative_last_axis_shared": lambda: _stacked((4, 4, 3), shared_axes=-1),
+    "all_axes_shared": lambda: _stacked((4, 4, 3), shared_axes=[1, 2, 3]),
+    "channels_first_rank_4": lambda: _stacked((3, 4, 4), data_format="channels_first"),
+    "rank_2_after_dense": lambda: _stacked((6,), [keras.layers.Dense(5)]),
+    "rank_2_per_element_after_dense": lambda: _stacked(
+        (6,), [keras.layers.Dense(5)], shared_axes=()
+    ),
+    "rank_3_after_dense": lambda: _stacked((5, 4), [keras.layers.Dense(3)]),
+    "rank_3_per_element_after_dense": lambda: _stacked(
+        (5, 4), [keras.layers.Dense(3)], shared_axes=()
+    ),
+    "channels_first_after_dense": lambda: _stacked(
+        (3, 4), [keras.layers.Dense(5)], data_format="channels_first"
+    ),
+    "rank_3_after_conv": lambda: _stacked((8, 2), [keras.layers.Conv1D(3, 3)]),
+    "rank_4_after_conv": lambda: _stacked((6, 6, 2), [keras.layers.Conv2D(3, 3)]),
+    "per_element_after_conv": lambda: _stacked(
+        (6, 6, 2), [keras.layers.Conv2D(3, 3)], shared_axes=()
+    ),
+    "channels_first_after_conv": lambda: _stacked(
+        (6, 6, 2),
+        [keras.layers.Conv2D(3, 3), keras.layers.Permute((3, 1, 2))],
+        data_format="channels_first",
+    ),
+    "unknown_sizes_after_conv": lambda: _stacked((None, None, 2), [keras.layers.Conv2D(3, 1)]),
+    "unknown_length_rank_3": lambda: _stacked((None, 3)),
+    "rank_5_after_conv": lambda: _stacked((4, 4, 4, 2), [keras.layers.Conv3D(3, 2)]),
+    "rank_5_per_element": lambda: _stacked((2, 3, 4, 3), shared_axes=()),
+    "rank_5_channels_first": lambda: _stacked((3, 2, 3, 4), data_format="channels_first"),
+    "shift_after_dense": lambda: _stacked((6,), [keras.layers.Dense(5)], [lambda t: t + 1.0]),
+    "time_distributed": _time_distributed,
+    "keras_layer_after_dense": _keras_layer_after_dense,
+}
+
+
+@pytest.fixture(scope="module", params=sorted(LAYOUT_MODELS))
+def exported_layout(request):
+    """(model, number of PReLU calls, its ONNX model) for each layout, converted once."""
+    keras.utils.set_random_seed(5)
+    model, calls = LAYOUT_MODELS[request.param]()
+    return model, calls, to_onnx(model)
+
+
+def test_every_layout_gives_one_prelu_node_per_layer_call(exported_layout):
+    _, calls, onnx_model = exported_layout
+    ops = onnx_ops(onnx_model)
+    assert ops.count("PRelu") == calls
+    # Nothing of the formula or of the traced placeholder is left.
+    assert not {"Relu", "Neg", "LeakyRelu", "Max", "Min", "Where"} & set(ops)
+
+
+def test_every_layout_gives_unique_node_and_initializer_names(exported_layout):
+    _, _, onnx_model = exported_layout
+    names = [node.name for node in onnx_model.graph.node]
+    assert len(set(names)) == len(names)
+    initializers = [init.name for init in onnx_model.graph.initializer]
+    assert len(set(initializers)) == len(initializers)
+
+
+def test_every_layout_loads_in_onnx_runtime_and_equals_tensorflow_on_edges(exported_layout):
+    model, _, onnx_model = exported_layout
+    sample_shape = [5 if size is None else size for size in model.inputs[0].shape[1:]]
+    x = _inputs((3, *sample_shape), seed=len(sample_shape))
+    expected = model(x).numpy()
+    got = run_onnx(onnx_model, x)
+    assert np.isnan(expected).any() or np.isinf(expected).any()  # the edges reached the output
+    # NaN where TensorFlow gives NaN, the same infinities, the finite values to rounding.
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_shift_after_a_prelu_layer_stays_an_add_after_one_prelu_node():
+    model, _ = LAYOUT_MODELS["shift_after_dense"]()
+    assert onnx_ops(to_onnx(model))[-2:] == ["PRelu", "Add"]
+
+
+def test_time_distributed_prelu_nodes_are_numbered_for_their_layer():
+    model, _ = _time_distributed()
+    names = [node.name for node in to_onnx(model).graph.node if node.op_type == "PRelu"]
+    prefix = names[0].removesuffix("PRelu")
+    assert "time_distributed" in prefix
+    assert names == [f"{prefix}PRelu", f"{prefix}PRelu_1", f"{prefix}PRelu_2", f"{prefix}PRelu_3"]
+
+
+def test_mixed_bfloat16_policy_is_a_type_error_naming_the_layer():
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        inputs = keras.Input((4,))
+        model = keras.Model(inputs, pt.PReLU()(keras.layers.Dense(3, name="bf16_dense")(inputs)))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    with pytest.raises(TypeError, match=r"'bf16_dense' computes in bfloat16.*'mixed_bfloat16'"):
+        to_onnx(model)
+
+
+def test_bfloat16_input_signature_is_a_type_error():
+    function = tf.function(
+        lambda x: pt.ops.prelu_keras(x, 0.25),
+        input_signature=[tf.TensorSpec([None, 3], tf.bfloat16)],
+    )
+    with pytest.raises(TypeError, match="input is bfloat16"):
+        to_onnx(function)
+
+
+def test_unknown_rank_signature_is_a_value_error_instead_of_a_scalar_input():
+    function = tf.function(
+        lambda x: pt.ops.prelu_keras(x, 0.25), input_signature=[tf.TensorSpec(None)]
+    )
+    with pytest.raises(ValueError, match=r"input_signature's tf.TensorSpec has an unknown rank"):
+        to_onnx(function)
+
+
+def test_run_onnx_takes_any_shape_for_an_input_of_unknown_rank():
+    # A model from another tool may leave the input's rank open (no shape field).
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Relu", ["x"], ["y"])],
+        "relu",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, None)],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)],
+    )
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+    for shape in ((5,), (2, 3)):
+        x = _inputs(shape)
+        np.testing.assert_array_equal(run_onnx(model, x), np.maximum(x, 0))
+
+
+def test_a_failed_trace_or_conversion_is_a_one_line_value_error():
+    function = tf.function(
+        lambda x: tf.reshape(x, [7]), input_signature=[tf.TensorSpec([2, 3], tf.float32)]
+    )
+    with pytest.raises(ValueError) as error:
+        to_onnx(function)
+    message = str(error.value)
+    assert message.startswith("to_onnx: tracing or converting the model failed: ")
+    assert "\n" not in message and "reshape" in message.lower()
+
+
 def test_channels_last_slope_is_one_value_per_channel():
     model, _ = _prelu_model((4, 4, 3))
     onnx_model = to_onnx(model)

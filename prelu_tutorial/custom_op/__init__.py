@@ -11,6 +11,6 @@ gradients. Build ahead of time with ``python -m prelu_tutorial.custom_op build``
 
 from prelu_tutorial.custom_op import build, op
 from prelu_tutorial.custom_op.build import CompilerNotFoundError
-from prelu_tutorial.custom_op.op import load_library, prelu, tflite_pattern
+from prelu_tutorial.custom_op.op import load_library, prelu
 
-__all__ = ["CompilerNotFoundError", "build", "load_library", "op", "prelu", "tflite_pattern"]
+__all__ = ["CompilerNotFoundError", "build", "load_library", "op", "prelu"]

@@ -10,24 +10,20 @@ nothing.
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import re
 import threading
-from collections.abc import Iterator
 from types import ModuleType
 
 import tensorflow as tf
 
-from prelu_tutorial import ops as _ops
 from prelu_tutorial._checks import check_prelu_types
 from prelu_tutorial.custom_op import build as _build
 
-__all__ = ["load_library", "prelu", "tflite_pattern"]
+__all__ = ["load_library", "prelu"]
 
 _FLOAT_DTYPES = (tf.float16, tf.bfloat16, tf.float32, tf.float64)
 _lock = threading.Lock()
 _library: ModuleType | None = None
-_exporting = contextvars.ContextVar("prelu_tutorial_custom_op_exporting", default=False)
 
 
 def _sum_to_alpha(values: tf.Tensor, x: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
@@ -122,25 +118,6 @@ def load_library() -> ModuleType:
     return _library
 
 
-@contextlib.contextmanager
-def tflite_pattern() -> Iterator[None]:
-    """Inside this block :func:`prelu` traces :func:`prelu_tutorial.prelu` instead.
-
-    TFLite cannot run a custom TensorFlow op, but it converts
-    ``prelu_tutorial.prelu`` into its builtin ``PRELU`` op. The values are
-    the same (the op equals the reference), so a model is exported by
-    tracing it inside this block. A ``tf.function`` traced before the block
-    keeps the op in its cached graph; a Keras model is traced anew by
-    ``pt.export.to_tflite``, so ``with tflite_pattern(): to_tflite(model)``
-    works for it.
-    """
-    token = _exporting.set(True)
-    try:
-        yield
-    finally:
-        _exporting.reset(token)
-
-
 def prelu(x, alpha) -> tf.Tensor:
     """Parametric ReLU computed by the C++ op: ``x`` where ``x > 0``, else ``alpha * x``.
 
@@ -149,7 +126,9 @@ def prelu(x, alpha) -> tf.Tensor:
     ``0`` in ``alpha`` at ``x = 0``); the gradient of ``alpha`` is summed in
     float32 for 16-bit inputs and has the same bits on any number of
     threads. It runs on the CPU only, and cannot be compiled by XLA
-    (``jit_compile=True``) or converted to TFLite (see :func:`tflite_pattern`).
+    (``jit_compile=True``) or converted to TFLite; ``pt.export.to_tflite``
+    exports a ``pt.PReLU(implementation="custom_op")`` layer through
+    :func:`prelu_tutorial.prelu` instead (the same values).
     The first call builds and loads the library (tens of seconds: a
     compile of about 20 CPU-seconds with g++ 12).
 
@@ -174,8 +153,6 @@ def prelu(x, alpha) -> tf.Tensor:
             otherwise ``tf.errors.InvalidArgumentError`` at run time, naming
             both shapes).
     """
-    if _exporting.get():
-        return _ops.prelu(x, alpha)
     check_prelu_types(x, alpha, "custom_op.prelu")
     x = tf.convert_to_tensor(x)
     if x.dtype not in _FLOAT_DTYPES:

@@ -26,49 +26,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from prelu_tutorial.custom_op import tflite_pattern
+from prelu_tutorial import layers, ops
+from prelu_tutorial.export._inputs import check_fits, input_spec
+from prelu_tutorial.export._tracing import calls_replaced, model_function, prelu_layers
 
 __all__ = ["QUANTIZATIONS", "run_tflite", "tflite_ops", "to_tflite"]
 
 QUANTIZATIONS = (None, "int8", "float16")
 """The values :func:`to_tflite` accepts for ``quantize``."""
-
-
-def _input_spec(
-    model: Any, caller: str = "to_tflite", example: str = "1, 8, 8, 3"
-) -> tf.TensorSpec:
-    """The one input a convertible model takes, as a ``tf.TensorSpec``.
-
-    Args:
-        model: A Keras model or a ``tf.function`` with an input signature.
-        caller: The exporter's name, for the error messages.
-        example: The shape the message's example signature shows.
-
-    Raises:
-        ValueError: If the model does not take exactly one defined input.
-    """
-    if isinstance(model, keras.Model):
-        try:
-            inputs = model.inputs
-        except (AttributeError, ValueError):  # Keras 3.0 raises ValueError
-            inputs = None
-        if not inputs:
-            raise ValueError(
-                f"{caller}: the model has no defined input; build it on keras.Input(...) "
-                "(a functional model or a Sequential that starts with keras.Input)."
-            )
-        if len(inputs) != 1:
-            raise ValueError(
-                f"{caller}: the model must take exactly one input, it takes {len(inputs)}."
-            )
-        return tf.TensorSpec(inputs[0].shape, inputs[0].dtype)
-    signature = getattr(model, "input_signature", None)
-    if signature is None or len(signature) != 1:
-        raise ValueError(
-            f"{caller}: a tf.function needs an input_signature with exactly one "
-            f"tf.TensorSpec, e.g. @tf.function(input_signature=[tf.TensorSpec([{example}])])."
-        )
-    return signature[0]
 
 
 def _representative_dataset(
@@ -123,6 +88,10 @@ def to_tflite(model: Any, quantize: str | None = None, representative_data: Any 
     constants and then fuses op patterns it knows; only
     ``relu(x) + (-alpha) * relu(-x)`` with alpha of rank ``rank(x) - 1`` (the
     pattern ``keras.layers.PReLU`` writes) becomes the builtin ``PRELU`` op.
+    Every :class:`prelu_tutorial.PReLU` layer of a Keras model is traced
+    through :func:`prelu_tutorial.prelu`, which writes that pattern, whatever
+    its ``implementation``: TFLite has no kernel for the C++ op of
+    ``implementation="custom_op"``, and the values are the same.
 
     Args:
         model: A ``keras.Model`` with exactly one input (the batch axis may be
@@ -172,19 +141,21 @@ def to_tflite(model: Any, quantize: str | None = None, representative_data: Any 
             "to_tflite: representative_data is only used with quantize='int8', "
             f"got quantize={quantize!r}."
         )
-    spec = _input_spec(model)
+    spec = input_spec(model, "to_tflite", "1, 8, 8, 3")
     if quantize == "int8":
         _check_representative_data(representative_data, spec)
 
-    # A layer with implementation="custom_op" traces the fused pattern here:
-    # TFLite has no kernel for the C++ op, and the values are the same.
-    with tflite_pattern():
-        if isinstance(model, keras.Model):
-            # Tracing the model ourselves (instead of from_keras_model) avoids the
-            # SavedModel round trip, which prints a temporary path on stdout.
-            concrete = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
-        else:
-            concrete = model.get_concrete_function()
+    if isinstance(model, keras.Model):
+        # Every pt.PReLU layer is traced through pt.prelu, which the converter
+        # fuses: the default implementation computes it anyway, and TFLite has
+        # no kernel for the C++ op of implementation="custom_op" (same values).
+        # Tracing the model ourselves (instead of from_keras_model) also avoids
+        # the SavedModel round trip, which prints a temporary path on stdout.
+        targets = prelu_layers(model, "to_tflite", (layers.PReLU,))
+        with calls_replaced(targets, _as_prelu):
+            concrete = model_function(model).get_concrete_function(spec)
+    else:
+        concrete = model.get_concrete_function()
     # The converter freezes the variables it can reach from this object; a
     # Keras 3 model itself does not expose them that way (they would stay
     # resource variables, uninitialised in the interpreter).
@@ -219,6 +190,11 @@ def to_tflite(model: Any, quantize: str | None = None, representative_data: Any 
             "quantize='int8'; check that representative_data looks like the real inputs."
         )
     return blob
+
+
+def _as_prelu(layer: layers.PReLU, inputs: tf.Tensor, index: int) -> tf.Tensor:
+    """A pt.PReLU layer's call as :func:`prelu_tutorial.prelu`, the form TFLite fuses."""
+    return ops.prelu(inputs, layer.alpha)
 
 
 @contextlib.contextmanager
@@ -365,14 +341,8 @@ def run_tflite(blob: bytes, x: Any) -> np.ndarray:
     # A model converted with an unknown rank (tf.TensorSpec(None)) stores an
     # empty shape, as a scalar input does: resizing tells them apart.
     unknown_rank = not expected and x.ndim > 0
-    if not unknown_rank and (
-        len(expected) != x.ndim
-        or any(size not in (-1, actual) for size, actual in zip(expected, x.shape, strict=True))
-    ):
-        wanted = tuple(None if size == -1 else size for size in expected)
-        raise ValueError(
-            f"run_tflite: x of shape {x.shape} does not fit the model's input of shape {wanted}."
-        )
+    if not unknown_rank:
+        check_fits(x.shape, [None if size == -1 else size for size in expected], "run_tflite")
     try:
         interpreter.resize_tensor_input(input_detail["index"], list(x.shape))
         interpreter.allocate_tensors()
@@ -393,11 +363,3 @@ def run_tflite(blob: bytes, x: Any) -> np.ndarray:
         scale, zero_point = output_detail["quantization"]
         y = (y.astype(np.float32) - zero_point) * scale
     return y.astype(np.float32)
-
-
-# ONNX -------------------------------------------------------------------------
-# The ONNX export lives in its own module (tf2onnx, onnx and onnxruntime are an
-# optional extra, imported only when these functions are called).
-from prelu_tutorial._onnx import DEFAULT_OPSET, onnx_ops, run_onnx, to_onnx  # noqa: E402
-
-__all__ += ["DEFAULT_OPSET", "onnx_ops", "run_onnx", "to_onnx"]
