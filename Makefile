@@ -21,28 +21,32 @@ book: $(BIN)/.installed
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest
 
-# The unit tests on the oldest TensorFlow that pyproject.toml claims (the latest patch release of
-# that minor version), beside the Keras, NumPy and LiteRT that pip picks for it, in a venv of its
-# own under _build (Sphinx, git and pytest skip it; make clean removes it): `make test-compat`, or
-# `make test-compat COMPAT_TF=2.19` for another version. The notebooks, the site, hygiene and Setup-cell
-# tests need the pinned book environment and are left out.
-COMPAT_TF ?= $(shell sed -n 's/^ *"tensorflow>=\([0-9.]*\).*/\1/p' pyproject.toml)
+# The unit tests on the floors pyproject.toml declares: every dependency and the onnx extra at
+# exactly its lowest admitted version (tools/floors.py), in a venv of its own under _build
+# (Sphinx, git and pytest skip it; make clean removes it): `make test-compat`, or
+# `make test-compat COMPAT_TF=2.19.0` for another TensorFlow beside the other floors. The
+# notebooks, the site, hygiene, Setup-cell and Colab-image tests need the pinned book
+# environment and are left out.
+COMPAT_TF ?= $(shell $(PYTHON) tools/floors.py | sed -n 's/^tensorflow==//p')
 COMPAT_VENV := _build/venv-compat-tf$(COMPAT_TF)
 COMPAT_TOOLS := $(shell grep -E '^(pytest|hypothesis|beautifulsoup4|pyyaml)==' requirements.txt)
 # An upper bound in seconds on the test run: a hang fails the target instead of stalling CI.
 COMPAT_TIMEOUT ?= 900
 
-$(COMPAT_VENV)/.installed: pyproject.toml requirements.txt
+$(COMPAT_VENV)/.installed: pyproject.toml requirements.txt tools/floors.py
 	@test -n "$(COMPAT_TF)" || { echo "test-compat: no tensorflow>= floor in pyproject.toml"; exit 1; }
 	rm -rf $(COMPAT_VENV)
 	$(PYTHON) -m venv $(COMPAT_VENV)
 	$(COMPAT_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(COMPAT_VENV)/bin/python -m pip install --quiet -e . "tensorflow==$(COMPAT_TF).*" $(COMPAT_TOOLS)
+	$(PYTHON) tools/floors.py --set tensorflow==$(COMPAT_TF) > $(COMPAT_VENV)/floors.txt
+	$(COMPAT_VENV)/bin/python -m pip install --quiet -e ".[onnx]" -r $(COMPAT_VENV)/floors.txt \
+	  $(COMPAT_TOOLS)
 	touch $@
 
 test-compat: $(COMPAT_VENV)/.installed
 	@$(COMPAT_VENV)/bin/python -c 'import importlib.metadata as m, platform; print("test-compat:", \
-	  ", ".join(f"{n} {m.version(n)}" for n in ("tensorflow", "keras", "numpy", "ai-edge-litert")), \
+	  ", ".join(f"{n} {m.version(n)}" for n in ("tensorflow", "keras", "numpy", "matplotlib", "scikit-learn", \
+	  "ai-edge-litert", "tf2onnx", "onnx", "onnxruntime", "protobuf")), \
 	  "on Python", platform.python_version())'
 	@echo "test-compat: pytest tests (not the notebooks, site, hygiene, Setup-cell or Colab-image tests), at most" \
 	  "$(COMPAT_TIMEOUT) s"
