@@ -56,7 +56,9 @@ def test_total_steps_counts_the_whole_global_batches(batch, epochs):
         ({"seed": 2**32}, ValueError, r"seed must be between 0 and 2\*\*32 - 1"),
         ({"seed": 1.5}, TypeError, "seed must be an integer"),
         ({"learning_rate": float("nan")}, ValueError, "learning_rate must be finite"),
-        ({"hidden_units": (32, 0)}, ValueError, "hidden_units must be one or more integers"),
+        ({"hidden_units": (32, 0)}, ValueError, r"hidden_units\[1\] must be an integer >= 1"),
+        ({"hidden_units": (32, True)}, TypeError, r"hidden_units\[1\] must be an integer"),
+        ({"hidden_units": ()}, ValueError, "hidden_units must hold at least one"),
     ],
 )
 def test_train_config_names_the_bad_argument(arguments, error, message):

@@ -18,7 +18,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from prelu_tutorial._checks import check_int
+from prelu_tutorial._number_checks import check_int
 from prelu_tutorial.benchmark import op_level, report, shape_loop, user_level
 
 __all__ = ["main"]

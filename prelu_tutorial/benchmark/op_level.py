@@ -32,7 +32,8 @@ import tensorflow as tf
 
 import prelu_tutorial
 from prelu_tutorial import devices, ops
-from prelu_tutorial._checks import check_int, quiet_logger
+from prelu_tutorial._checks import quiet_logger
+from prelu_tutorial._number_checks import check_int
 from prelu_tutorial.benchmark import timing
 
 __all__ = [

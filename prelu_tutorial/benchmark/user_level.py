@@ -34,7 +34,8 @@ import numpy as np
 import tensorflow as tf
 
 from prelu_tutorial import layers
-from prelu_tutorial._checks import check_int, quiet_logger
+from prelu_tutorial._checks import quiet_logger
+from prelu_tutorial._number_checks import check_int
 from prelu_tutorial.benchmark import timing
 
 __all__ = [
