@@ -32,7 +32,7 @@ import tensorflow as tf
 
 import prelu_tutorial
 from prelu_tutorial import devices, ops
-from prelu_tutorial._checks import quiet_logger
+from prelu_tutorial._checks import FLOAT_DTYPES, quiet_logger
 from prelu_tutorial._number_checks import check_int
 from prelu_tutorial.benchmark import timing
 
@@ -75,7 +75,8 @@ use. XLA cannot compile it, so it has no ``xla`` mode."""
 MODES = ("eager", "function", "xla")
 DIRECTIONS = ("forward", "forward+backward")
 """What one call computes: the output alone, or the output and both gradients."""
-DTYPES = ("float16", "bfloat16", "float32", "float64")
+DTYPES = tuple(dtype.name for dtype in FLOAT_DTYPES)
+"""The dtypes a size is timed in: every dtype PReLU computes in."""
 DEVICES = ("cpu", "gpu")
 
 MAX_RANK = 8
