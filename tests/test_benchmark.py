@@ -119,18 +119,7 @@ def test_run_measures_each_configuration_once_however_often_it_is_named():
     assert [(m.candidate, m.shape) for m in measurements] == [("relu", (2, 3)), ("where", (2, 3))]
 
 
-def _compiler_missing() -> bool:
-    from prelu_tutorial.custom_op import build
-
-    try:
-        build.find_compiler()
-    except build.CompilerNotFoundError:
-        return True
-    return False
-
-
-@pytest.mark.skipif(_compiler_missing(), reason="the C++ op needs a compiler")
-def test_custom_op_is_timed_in_eager_and_function_modes_but_not_xla():
+def test_custom_op_is_timed_in_eager_and_function_modes_but_not_xla(custom_op_library):
     measurements = benchmark.run(
         sizes=["2x4x4x8"],
         candidates=["custom_op"],

@@ -7,11 +7,10 @@ import sys
 import textwrap
 import threading
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from cases import DTYPES
+from cases import DTYPES, small_model
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -39,10 +38,10 @@ LARGE_LAYOUTS = {
 }
 
 
-@pytest.fixture(scope="session", autouse=True)
-def library():
-    """Builds (or finds in the cache) and loads the op once for the whole session."""
-    return custom_op.load_library()
+@pytest.fixture(autouse=True)
+def library(custom_op_library):
+    """Every test here needs the op: built once for the session (tests/conftest.py)."""
+    return custom_op_library
 
 
 def same_bits(actual, expected) -> bool:
@@ -341,80 +340,8 @@ def test_float32_alpha_behind_float16_x_matches_numpy_in_values_and_both_gradien
     np.testing.assert_allclose(dalpha.numpy(), expected_dalpha, rtol=1e-5, atol=1e-4)
 
 
-def test_layer_under_mixed_float16_keeps_a_float32_alpha_gradient():
-    keras.mixed_precision.set_global_policy("mixed_float16")
-    try:
-        layer = pt.PReLU(implementation="custom_op")
-        x = -tf.ones((1, 200, 500, 1), tf.float16)
-        layer.build(x.shape)
-        with tf.GradientTape() as tape:
-            y = layer(x)
-        (dalpha,) = tape.gradient(y, layer.trainable_variables)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-    assert y.dtype == tf.float16
-    assert dalpha.dtype == tf.float32
-    assert dalpha.numpy().ravel().tolist() == [-100_000.0]
-
-
-# The layer -----------------------------------------------------------------
-
-
-def make_model(implementation):
-    keras.utils.set_random_seed(7)
-    return keras.Sequential(
-        [
-            keras.Input((6, 6, 3)),
-            keras.layers.Conv2D(4, 3),
-            pt.PReLU(implementation=implementation),
-            keras.layers.Flatten(),
-            keras.layers.Dense(5),
-            pt.PReLU(shared_axes=[1], implementation=implementation),
-            keras.layers.Dense(1),
-        ]
-    )
-
-
-def test_layer_rejects_an_unknown_implementation():
-    with pytest.raises(ValueError, match="implementation must be one of"):
-        pt.PReLU(implementation="cuda")
-
-
-def test_layer_config_holds_the_implementation_and_defaults_to_xla():
-    assert pt.PReLU().get_config()["implementation"] == "xla"
-    layer = pt.PReLU.from_config(pt.PReLU(implementation="custom_op").get_config())
-    assert layer.implementation == "custom_op"
-
-
-def test_fit_with_the_op_matches_fit_with_xla():
-    rng = np.random.default_rng(8)
-    x = rng.standard_normal((32, 6, 6, 3)).astype(np.float32)
-    y = rng.standard_normal((32, 1)).astype(np.float32)
-    weights = []
-    for implementation in ("xla", "custom_op"):
-        model = make_model(implementation)
-        model.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse")
-        model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
-        weights.append(model.get_weights())
-    for from_xla, from_op in zip(*weights, strict=True):
-        np.testing.assert_allclose(from_op, from_xla, rtol=1e-4, atol=1e-6)
-
-
-def test_keras_file_round_trip_keeps_the_implementation_and_outputs(tmp_path):
-    model = make_model("custom_op")
-    x = np.random.default_rng(9).standard_normal((2, 6, 6, 3)).astype(np.float32)
-    path = tmp_path / "model.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path)
-    assert [layer.implementation for layer in loaded.layers if isinstance(layer, pt.PReLU)] == [
-        "custom_op",
-        "custom_op",
-    ]
-    np.testing.assert_array_equal(loaded(x).numpy(), model(x).numpy())
-
-
 def test_tflite_export_gives_one_prelu_per_layer_with_the_same_outputs():
-    model = make_model("custom_op")
+    model = small_model("custom_op")
     with custom_op.tflite_pattern():
         blob = pt.export.to_tflite(model)
     assert pt.export.tflite_ops(blob).count("PRELU") == 2
@@ -510,23 +437,3 @@ def test_session_library_is_loaded_from_the_cache_without_recompiling(monkeypatc
     monkeypatch.setattr(build.subprocess, "run", no_compiler)
     assert build.build() == path
     assert path.stat().st_mtime_ns == modified
-
-
-def test_benchmark_times_the_op_in_eager_and_function_modes_but_not_xla():
-    measurements = pt.benchmark.run(
-        sizes=["2x4x4x8"],
-        candidates=["custom_op"],
-        directions=["forward+backward"],
-        repeats=1,
-        warmup=0,
-        progress=False,
-    )
-    timed = {(m.candidate, m.mode) for m in measurements}
-    assert timed == {
-        ("relu", "eager"),
-        ("relu", "function"),
-        ("relu", "xla"),
-        ("custom_op", "eager"),
-        ("custom_op", "function"),
-    }
-    assert all(m.median_ms > 0 for m in measurements)
