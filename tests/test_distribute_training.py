@@ -4,6 +4,7 @@ The module-scoped fixture trains once on two workers; the tests read that run.
 """
 
 import glob
+import json
 import os
 import tempfile
 
@@ -87,6 +88,31 @@ def test_train_refuses_bad_arguments_before_any_worker_starts(
     monkeypatch.setattr(distribute.job, "run_workers", must_not_run)
     with pytest.raises(ValueError, match=message):
         distribute.train(workers, CONFIG, **arguments)
+
+
+def workers_that_finish_with(monkeypatch, weights_per_worker):
+    """Replaces the launcher: each worker 'finishes' at once, writing the given weights."""
+
+    def finish(commands, envs, log_folder, **kwargs):
+        for index, weights in enumerate(weights_per_worker):
+            result = {"task_index": index, "weights": weights, "step_losses": [0.5]}
+            (log_folder.parent / f"result-{index}.json").write_text(json.dumps(result))
+        return launcher.Outcome(killed=None)
+
+    monkeypatch.setattr(distribute.job, "run_workers", finish)
+
+
+def test_train_raises_when_a_worker_ends_with_other_weights_than_the_chief(monkeypatch):
+    workers_that_finish_with(monkeypatch, [[1.0, 2.0], [1.0, 2.0], [1.0, 2.5]])
+    with pytest.raises(distribute.WorkersDisagreeError, match="worker 2 finished with weights"):
+        distribute.train(3, distribute.TrainConfig(global_batch_size=63))
+
+
+def test_train_returns_the_chiefs_result_when_every_worker_agrees(monkeypatch):
+    workers_that_finish_with(monkeypatch, [[1.0, 2.0], [1.0, 2.0]])
+    result = distribute.train(2, CONFIG)
+    assert result["weights"] == [1.0, 2.0] and result["identical_across_workers"]
+    assert [worker["task_index"] for worker in result["per_worker"]] == [0, 1]
 
 
 # ----------------------------------------------------------------------------- one process
