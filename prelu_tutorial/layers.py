@@ -8,7 +8,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from prelu_tutorial import ops
+from prelu_tutorial import custom_op, ops
 from prelu_tutorial._number_checks import is_integer
 
 __all__ = ["IMPLEMENTATIONS", "PReLU", "from_keras", "to_keras"]
@@ -179,9 +179,7 @@ class PReLU(keras.layers.Layer):
 
     def call(self, inputs):
         if self.implementation == "custom_op":
-            # Imported here: building the op is a cost only its users pay.
-            from prelu_tutorial import custom_op
-
+            # The op is built on its first call: a cost only its users pay.
             return custom_op.prelu(inputs, self.alpha)
         return ops.prelu(inputs, self.alpha)
 

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 import prelu_tutorial as pt
 from prelu_tutorial import custom_op
 from prelu_tutorial.custom_op import build
+from prelu_tutorial.custom_op.__main__ import main as custom_op_cli
 from prelu_tutorial.ops import prelu_numpy
 
 # (x shape, alpha shape): every layout pt.PReLU produces, and other contiguous ones.
@@ -420,9 +421,7 @@ def test_no_compiler_raises_an_error_that_says_what_to_install(monkeypatch, tmp_
 
 
 def test_cli_build_prints_the_library_path(fake_compiler, capsys):
-    from prelu_tutorial.custom_op.__main__ import main
-
-    assert main(["build"]) == 0
+    assert custom_op_cli(["build"]) == 0
     assert capsys.readouterr().out.strip() == str(build.library_path())
     assert calls(fake_compiler) == 1
 

@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 import prelu_tutorial
-from prelu_tutorial import devices, ops
+from prelu_tutorial import custom_op, devices, ops
 from prelu_tutorial._checks import FLOAT_DTYPES, quiet_logger
 from prelu_tutorial._number_checks import check_int
 from prelu_tutorial.benchmark import timing
@@ -298,9 +298,7 @@ def _forward(candidate: str, shape: tuple[int, ...], dtype: tf.DType, mode: str)
         return layer, [layer.alpha]
     alpha = tf.Variable(tf.fill(channel_wise, tf.constant(_ALPHA, dtype)), name="alpha")
     if candidate == "custom_op":
-        # Imported only when asked for: the op needs a C++ compiler and builds on first use.
-        from prelu_tutorial import custom_op
-
+        # Timed only when asked for: the op needs a C++ compiler and builds on its first call.
         return (lambda x: custom_op.prelu(x, alpha)), [alpha]
     function = prelu_tutorial.prelu if candidate == "pt.prelu" else ops.FORMULATIONS[candidate]
     return (lambda x: function(x, alpha)), [alpha]
