@@ -4,6 +4,7 @@ Read from /proc, so they need no psutil; Linux only, like the launcher's guarant
 """
 
 import glob
+import subprocess
 from pathlib import Path
 
 
@@ -58,3 +59,11 @@ def interfaces(proc: str = "/proc/self") -> set[str]:
 def network_namespace(proc: str = "/proc/self") -> str:
     """The network namespace of ``proc``, e.g. ``net:[4026531833]``."""
     return str(Path(proc, "ns/net").readlink())
+
+
+def stop(processes: list[subprocess.Popen]) -> None:
+    """Kills whichever of ``processes`` still runs (after a timeout), and reaps it."""
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)

@@ -1,7 +1,5 @@
-"""prelu_tutorial.custom_op: the C++ op against NumPy, its gradients, threads, errors, the build."""
+"""prelu_tutorial.custom_op: the C++ op against NumPy, its gradients, threads, errors, TFLite."""
 
-import os
-import stat
 import subprocess
 import sys
 import textwrap
@@ -13,11 +11,10 @@ import tensorflow as tf
 from cases import DTYPES, small_model
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from processes import stop
 
 import prelu_tutorial as pt
 from prelu_tutorial import custom_op
-from prelu_tutorial.custom_op import build
-from prelu_tutorial.custom_op.__main__ import main as custom_op_cli
 from prelu_tutorial.ops import prelu_numpy
 
 # (x shape, alpha shape): every layout pt.PReLU produces, and other contiguous ones.
@@ -200,14 +197,6 @@ def test_jacobian_is_the_diagonal_of_the_slopes():
     np.testing.assert_array_equal(jacobian.numpy(), expected.astype(np.float32))
 
 
-def stop(processes):
-    """Kills whichever of ``processes`` still runs (after a timeout), and reaps it."""
-    for process in processes:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=30)
-
-
 DETERMINISM_SCRIPT = textwrap.dedent(
     """
     import sys
@@ -348,91 +337,3 @@ def test_tflite_export_gives_one_prelu_per_layer_with_the_same_outputs():
     assert pt.export.tflite_ops(blob).count("PRELU") == 2
     x = np.random.default_rng(10).standard_normal((2, 6, 6, 3)).astype(np.float32)
     np.testing.assert_allclose(pt.export.run_tflite(blob, x), model(x).numpy(), rtol=1e-5)
-
-
-# The build -----------------------------------------------------------------
-
-FAKE_COMPILER = """#!/bin/sh
-# Stands in for g++: logs the call, waits, writes the output named by -o.
-echo call >> "{log}"
-sleep 1
-while [ "$#" -gt 0 ]; do
-  if [ "$1" = "-o" ]; then echo library > "$2"; fi
-  shift
-done
-"""
-
-
-@pytest.fixture
-def fake_compiler(tmp_path, monkeypatch):
-    """An empty cache folder and a fake $CXX; returns the file that counts its calls."""
-    log = tmp_path / "calls.log"
-    script = tmp_path / "fake-g++"
-    script.write_text(FAKE_COMPILER.format(log=log))
-    script.chmod(script.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setenv("CXX", str(script))
-    monkeypatch.setenv("PRELU_TUTORIAL_CACHE", str(tmp_path / "cache"))
-    return log
-
-
-def calls(log) -> int:
-    return len(log.read_text().split()) if log.exists() else 0
-
-
-def test_second_build_finds_the_library_in_the_cache_and_does_not_compile(fake_compiler):
-    first = build.build()
-    modified = first.stat().st_mtime_ns
-    second = build.build()
-    assert second == first
-    assert first.stat().st_mtime_ns == modified
-    assert calls(fake_compiler) == 1
-    assert list(first.parent.glob("*.partial")) == []
-
-
-def test_two_processes_building_at_once_compile_once(fake_compiler):
-    script = "from prelu_tutorial.custom_op import build; print(build.build())"
-    environment = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=environment
-        )
-        for _ in range(2)
-    ]
-    try:
-        outputs = [process.communicate(timeout=300)[0].strip() for process in processes]
-    finally:
-        stop(processes)
-    assert all(process.returncode == 0 for process in processes)
-    assert outputs[0] == outputs[1]
-    assert calls(fake_compiler) == 1
-
-
-def test_library_path_changes_with_the_tensorflow_version(fake_compiler, monkeypatch):
-    before = build.library_path()
-    monkeypatch.setattr(tf, "__version__", tf.__version__ + ".other")
-    assert build.library_path() != before
-
-
-def test_no_compiler_raises_an_error_that_says_what_to_install(monkeypatch, tmp_path):
-    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
-    monkeypatch.setenv("PRELU_TUTORIAL_CACHE", str(tmp_path / "cache"))
-    with pytest.raises(custom_op.CompilerNotFoundError, match="apt-get install g.."):
-        build.build()
-
-
-def test_cli_build_prints_the_library_path(fake_compiler, capsys):
-    assert custom_op_cli(["build"]) == 0
-    assert capsys.readouterr().out.strip() == str(build.library_path())
-    assert calls(fake_compiler) == 1
-
-
-def test_session_library_is_loaded_from_the_cache_without_recompiling(monkeypatch):
-    path = build.library_path()
-    modified = path.stat().st_mtime_ns
-
-    def no_compiler(*args, **kwargs):
-        raise AssertionError("the compiler was called")
-
-    monkeypatch.setattr(build.subprocess, "run", no_compiler)
-    assert build.build() == path
-    assert path.stat().st_mtime_ns == modified
