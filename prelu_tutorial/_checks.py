@@ -1,9 +1,9 @@
-"""The argument checks and dtype rules that several modules share, written once.
+"""The TensorFlow argument checks and dtype rules that several modules share, written once.
 
 Private to the package: each public function still names its own argument in
-its own message, through the ``owner`` and ``name`` these helpers take.
-``check_int`` and ``check_real`` are defined in
-:mod:`prelu_tutorial._number_checks` (no TensorFlow there) and offered here too.
+its own message, through the ``owner`` and ``name`` these helpers take. The
+integer and real-number checks, which need no TensorFlow, are in
+:mod:`prelu_tutorial._number_checks`.
 """
 
 from __future__ import annotations
@@ -16,13 +16,9 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from prelu_tutorial._number_checks import check_int, check_real
-
 __all__ = [
     "FLOAT_DTYPES",
-    "check_int",
     "check_prelu_types",
-    "check_real",
     "quiet_logger",
     "wide_dtype",
 ]

@@ -2,8 +2,9 @@
 
 Apart from :mod:`prelu_tutorial._checks` because they import no TensorFlow:
 the multi-worker launcher (:mod:`prelu_tutorial.distribute.launcher`) uses
-them and must not load TensorFlow. :mod:`prelu_tutorial._checks` re-exports
-both, so the rest of the package imports them from there.
+them and must not load TensorFlow. Every module imports them from here: the
+rule "an integer >= n, not a bool" is written once, in :func:`is_integer`
+and :func:`check_int`.
 """
 
 from __future__ import annotations
@@ -13,11 +14,27 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["check_int", "check_real"]
+__all__ = ["check_int", "check_real", "is_integer"]
 
 
 def _prefix(owner: str) -> str:
     return f"{owner}: " if owner else ""
+
+
+def is_integer(value: Any) -> bool:
+    """Whether ``value`` is a Python or NumPy integer and not a bool.
+
+    ``bool`` is a subclass of ``int`` in Python, so ``isinstance(True, int)``
+    holds; an argument that counts or indexes must still refuse ``True``.
+
+    Args:
+        value: Anything.
+
+    Returns:
+        ``True`` for ``3`` and ``np.int64(3)``; ``False`` for ``True``,
+        ``np.bool_(True)``, ``3.0`` and ``"3"``.
+    """
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 def check_int(value: Any, name: str, *, minimum: int = 0, owner: str = "") -> int:
@@ -36,7 +53,7 @@ def check_int(value: Any, name: str, *, minimum: int = 0, owner: str = "") -> in
         TypeError: If ``value`` is a bool or not an integer.
         ValueError: If ``value < minimum``.
     """
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+    if not is_integer(value):
         raise TypeError(
             f"{_prefix(owner)}{name} must be an integer >= {minimum}, "
             f"got {value!r} of type {type(value).__name__}."

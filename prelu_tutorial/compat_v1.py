@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from prelu_tutorial import ops
+from prelu_tutorial._number_checks import check_int
 
 __all__ = [
     "ANSWERS",
@@ -177,10 +178,7 @@ def run_in_graph(
         TypeError: If ``calls`` is not an integer (a bool included), or
             whatever the answer raises for a dtype mismatch.
     """
-    if isinstance(calls, bool) or not isinstance(calls, (int, np.integer)):
-        raise TypeError(f"run_in_graph: calls must be an integer, got {calls!r}.")
-    if calls < 1:
-        raise ValueError(f"run_in_graph: calls must be at least 1, got {calls}.")
+    calls = check_int(calls, "calls", minimum=1, owner="run_in_graph")
     x = np.asarray(x)
     if x.ndim < 1:
         raise ValueError(

@@ -11,7 +11,7 @@ import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from prelu_tutorial._checks import check_int, check_real
+from prelu_tutorial._number_checks import check_int, check_real
 
 __all__ = ["digits", "two_spirals"]
 

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 
 import tensorflow as tf
 
-from prelu_tutorial._checks import check_int
+from prelu_tutorial._number_checks import check_int
 from prelu_tutorial.ops import FORMULATIONS
 
 __all__ = [

@@ -28,7 +28,7 @@ from typing import Any
 
 import keras
 
-from prelu_tutorial._checks import check_real
+from prelu_tutorial._number_checks import check_real
 
 __all__ = ["PReLUHeNormal", "PReLUHeUniform"]
 

@@ -9,6 +9,7 @@ import keras
 import numpy as np
 
 from prelu_tutorial import ops
+from prelu_tutorial._number_checks import is_integer
 
 __all__ = ["IMPLEMENTATIONS", "PReLU", "from_keras", "to_keras"]
 
@@ -23,7 +24,7 @@ def _normalized_axes(shared_axes: Any) -> tuple[int, ...] | None:
     if isinstance(shared_axes, np.ndarray) and shared_axes.ndim == 0:
         # A 0-d array is one value, not a sequence (iterating it raises).
         shared_axes = shared_axes[()]
-    if isinstance(shared_axes, (int, np.integer)) and not isinstance(shared_axes, bool):
+    if is_integer(shared_axes):
         return (int(shared_axes),)
     if isinstance(shared_axes, (str, bytes)) or not isinstance(shared_axes, Iterable):
         raise ValueError(
@@ -32,7 +33,7 @@ def _normalized_axes(shared_axes: Any) -> tuple[int, ...] | None:
         )
     axes = list(shared_axes)
     for axis in axes:
-        if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
+        if not is_integer(axis):
             raise ValueError(
                 f"PReLU: shared_axes must hold integers, got {axis!r} "
                 f"in shared_axes={shared_axes!r}."
@@ -178,7 +179,8 @@ class PReLU(keras.layers.Layer):
 
     def call(self, inputs):
         if self.implementation == "custom_op":
-            # Imported here: building the op is a cost only its users pay.
+            # Imported here, not at the top, so that `import prelu_tutorial` does not load the
+            # C++ op's module; the op is built on its first call, a cost only its users pay.
             from prelu_tutorial import custom_op
 
             return custom_op.prelu(inputs, self.alpha)

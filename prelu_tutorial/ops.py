@@ -21,7 +21,7 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
-from prelu_tutorial._checks import check_prelu_types
+from prelu_tutorial._checks import FLOAT_DTYPES, check_prelu_types, wide_dtype
 
 __all__ = [
     "FORMULATIONS",
@@ -34,8 +34,6 @@ __all__ = [
     "prelu_relu_difference",
     "prelu_where",
 ]
-
-_FLOAT_DTYPES = (tf.float16, tf.bfloat16, tf.float32, tf.float64)
 
 
 def _as_pair(x, alpha) -> tuple[tf.Tensor, tf.Tensor]:
@@ -207,7 +205,7 @@ def _validate(x, alpha) -> tuple[tf.Tensor, tf.Tensor]:
     check_prelu_types(x, alpha)
     if not tf.is_tensor(x):
         x = tf.convert_to_tensor(x)
-    if x.dtype not in _FLOAT_DTYPES:
+    if x.dtype not in FLOAT_DTYPES:
         raise TypeError(
             f"prelu: x must be float16, bfloat16, float32 or float64, got dtype "
             f"{x.dtype.name}. Cast it first, e.g. tf.cast(x, tf.float32)."
@@ -240,11 +238,6 @@ def _validate(x, alpha) -> tuple[tf.Tensor, tf.Tensor]:
     if not alpha.dtype.is_floating:
         alpha = tf.cast(alpha, x.dtype)
     return x, alpha
-
-
-def _wide_dtype(x_dtype: tf.DType, alpha_dtype: tf.DType) -> tf.DType:
-    """The dtype that sums the alpha gradient: float32, or float64 if either is."""
-    return tf.float64 if tf.float64 in (x_dtype, alpha_dtype) else tf.float32
 
 
 def _sizes_are_certain(x: tf.Tensor, alpha: tf.Tensor) -> bool:
@@ -290,7 +283,7 @@ def _definition(x: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
     its own derivative in ``alpha`` is ``0`` (not ``inf * 0 = NaN``) where
     ``x = +inf``, even though the select discards that branch there.
     """
-    wide = _wide_dtype(x.dtype, alpha.dtype)
+    wide = wide_dtype(x.dtype, alpha.dtype)
     positive = x > 0
     negative_part = tf.where(positive, tf.zeros([], x.dtype), x)
     negative = tf.cast(tf.cast(alpha, wide) * tf.cast(negative_part, wide), x.dtype)
@@ -304,7 +297,7 @@ def _gradients(x: tf.Tensor, alpha: tf.Tensor, upstream: tf.Tensor) -> tuple[tf.
     the wide dtype, rounded once to ``x``'s dtype); the alpha gradient's terms
     are ``min(0, x) * upstream`` in the wide dtype, so ``x = +inf`` adds 0.
     """
-    wide = _wide_dtype(x.dtype, alpha.dtype)
+    wide = wide_dtype(x.dtype, alpha.dtype)
     scaled = tf.cast(tf.cast(alpha, wide) * tf.cast(upstream, wide), x.dtype)
     dx = tf.where(x > 0, upstream, scaled)
     dalpha_terms = tf.cast(upstream, wide) * tf.minimum(tf.cast(x, wide), 0)
@@ -420,7 +413,7 @@ def _tflite_form(x: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
     For 16-bit ``x`` the product is taken in float32 (one rounding, and a
     float32 sum in its derivative).
     """
-    wide = _wide_dtype(x.dtype, alpha.dtype)
+    wide = wide_dtype(x.dtype, alpha.dtype)
     zero = tf.zeros([], x.dtype)
     negative = (-tf.cast(alpha, wide)) * tf.cast(tf.maximum(-x, zero), wide)
     return tf.maximum(zero, x) + tf.cast(negative, x.dtype)

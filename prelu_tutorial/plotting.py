@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import tensorflow as tf
 
+from prelu_tutorial._number_checks import check_int
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
@@ -59,7 +61,8 @@ def plot_activations(
         ValueError: If ``functions`` is empty, ``x_range`` is not two finite
             numbers in increasing order, ``num_points < 2``, or only one of
             ``ax_value``/``ax_grad`` is given.
-        TypeError: If a value of ``functions`` is not callable.
+        TypeError: If a value of ``functions`` is not callable, or
+            ``num_points`` is not an integer (a bool included).
     """
     if not functions:
         raise ValueError("plot_activations: functions is empty; give at least one.")
@@ -74,8 +77,7 @@ def plot_activations(
     low, high = x_range
     if not low < high:
         raise ValueError(f"plot_activations: x_range must have low < high, got {x_range!r}.")
-    if num_points < 2:
-        raise ValueError(f"plot_activations: num_points must be at least 2, got {num_points}.")
+    num_points = check_int(num_points, "num_points", minimum=2, owner="plot_activations")
     if (ax_value is None) != (ax_grad is None):
         raise ValueError("plot_activations: give both ax_value and ax_grad, or neither.")
 

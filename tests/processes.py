@@ -4,6 +4,7 @@ Read from /proc, so they need no psutil; Linux only, like the launcher's guarant
 """
 
 import glob
+import subprocess
 from pathlib import Path
 
 
@@ -16,17 +17,30 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def command_line(pid: int) -> bytes:
+    """The command line of ``pid``, its arguments joined by spaces; empty once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").strip()
+    except OSError:
+        return b""
+
+
 def pids_running(fragment: bytes) -> list[int]:
     """The live processes whose command line contains ``fragment``."""
-    pids = []
-    for cmdline in glob.glob("/proc/[0-9]*/cmdline"):
+    pids = [int(path.split("/")[2]) for path in glob.glob("/proc/[0-9]*/cmdline")]
+    return [pid for pid in pids if fragment in command_line(pid) and alive(pid)]
+
+
+def descends_from(pid: int, ancestor: int) -> bool:
+    """Whether ``ancestor`` is ``pid``'s parent, or its parent's, and so on up to init."""
+    while pid > 1:
         try:
-            text = Path(cmdline).read_bytes().replace(b"\0", b" ")
-        except OSError:
-            continue
-        if fragment in text:
-            pids.append(int(cmdline.split("/")[2]))
-    return [pid for pid in pids if alive(pid)]
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
+        except (OSError, IndexError, ValueError):
+            return False
+        if pid == ancestor:
+            return True
+    return False
 
 
 def listening(proc: str = "/proc/self") -> set[tuple[str, int]]:
@@ -58,3 +72,11 @@ def interfaces(proc: str = "/proc/self") -> set[str]:
 def network_namespace(proc: str = "/proc/self") -> str:
     """The network namespace of ``proc``, e.g. ``net:[4026531833]``."""
     return str(Path(proc, "ns/net").readlink())
+
+
+def stop(processes: list[subprocess.Popen]) -> None:
+    """Kills whichever of ``processes`` still runs (after a timeout), and reaps it."""
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)

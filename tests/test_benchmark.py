@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from prelu_tutorial import benchmark
-from prelu_tutorial.benchmark import cli, op_level, report, shape_loop, user_level
+from prelu_tutorial.benchmark import cli, op_level, report, request, shape_loop, user_level
 
 # Every candidate in every mode, forward and forward+backward; the copy only forward.
 CONFIGS_PER_SIZE = len(benchmark.CANDIDATES) * len(benchmark.MODES) * 2 - len(benchmark.MODES)
@@ -119,18 +119,7 @@ def test_run_measures_each_configuration_once_however_often_it_is_named():
     assert [(m.candidate, m.shape) for m in measurements] == [("relu", (2, 3)), ("where", (2, 3))]
 
 
-def _compiler_missing() -> bool:
-    from prelu_tutorial.custom_op import build
-
-    try:
-        build.find_compiler()
-    except build.CompilerNotFoundError:
-        return True
-    return False
-
-
-@pytest.mark.skipif(_compiler_missing(), reason="the C++ op needs a compiler")
-def test_custom_op_is_timed_in_eager_and_function_modes_but_not_xla():
+def test_custom_op_is_timed_in_eager_and_function_modes_but_not_xla(custom_op_library):
     measurements = benchmark.run(
         sizes=["2x4x4x8"],
         candidates=["custom_op"],
@@ -173,8 +162,33 @@ def test_parse_size_rejects_anything_else(size):
 
 
 def test_plan_refuses_a_size_whose_tensors_exceed_the_machines_memory():
-    with pytest.raises(ValueError, match="more than this machine's"):
+    with pytest.raises(ValueError, match="more than this machine's") as refused:
         op_level.plan(sizes=["100000x100000x1000"])
+    assert refused.value.argument == "sizes"
+
+
+@pytest.mark.parametrize(
+    ("request_", "argument"),
+    [
+        ({"dtype": "int8"}, "dtype"),
+        ({"sizes": ["1x1x1x1x1x1x1x1x1x2"]}, "sizes"),
+        ({"modes": ["graph"]}, "modes"),
+        ({"candidates": ["copy"], "directions": ["forward+backward"]}, "candidates"),
+        ({"warmup": -1}, "warmup"),
+    ],
+)
+def test_plan_names_the_argument_a_refused_request_must_change(request_, argument):
+    with pytest.raises(request.RequestError) as refused:
+        op_level.plan(**request_)
+    assert refused.value.argument == argument
+
+
+def test_about_leaves_other_errors_and_request_errors_as_they_are():
+    with pytest.raises(TypeError), request.about("sizes"):
+        raise TypeError("not a request error")
+    with pytest.raises(request.RequestError) as refused, request.about("sizes"):
+        raise request.RequestError("modes", "modes must be among ...")
+    assert refused.value.argument == "modes"
 
 
 def test_plot_rejects_a_shape_that_was_not_measured():
@@ -239,29 +253,37 @@ def usage_error(argv, capsys) -> str:
 
 
 @pytest.mark.parametrize(
-    ("argv", "named"),
+    ("sizes", "named"),
     [
-        (["--sizes", "1x1x1x1x1x1x1x1x1x2"], "2 to 8"),
-        (["--sizes", "100000x100000x1000"], "more than this machine's"),
-        (["--sizes", "0x3"], "'0x3'"),
-        (["--sizes", "4x-3"], "'4x-3'"),
-        (["--sizes", "big"], "'big'"),
-        (["--sizes", ""], "--sizes needs at least one"),
+        ("1x1x1x1x1x1x1x1x1x2", "size needs 2 to 8 positive integer dimensions"),
+        ("100000x100000x1000", "size 100000x100000x1000 in float32 needs about 3.2e+05 GB"),
+        ("small,0x3", "got '0x3'"),
+        ("4x-3", "got '4x-3'"),
+        ("big", "got 'big'"),
     ],
-    ids=["rank-10", "too-large", "zero", "negative", "unknown-name", "empty"],
+    ids=["rank-10", "too-large", "zero", "negative", "unknown-name"],
 )
-def test_cli_refuses_a_bad_size(argv, named, nothing_runs, capsys):
-    assert named in usage_error(argv, capsys)
+def test_cli_refuses_a_bad_size_naming_the_flag_and_the_size(sizes, named, nothing_runs, capsys):
+    message = usage_error(["--sizes", sizes], capsys)
+    assert message.startswith("python -m prelu_tutorial.benchmark: error: argument --sizes: ")
+    assert named in message
+
+
+def test_cli_refuses_an_empty_size_list(nothing_runs, capsys):
+    assert "--sizes needs at least one" in usage_error(["--sizes", ","], capsys)
 
 
 @pytest.mark.parametrize(
     ("argv", "named"),
     [
-        (["--candidates", "relu"], "nothing to measure"),
-        (["--candidates", "copy", "--directions", "forward+backward"], "nothing to measure"),
-        (["--candidates", "custom_op", "--modes", "xla"], "nothing to measure"),
+        (["--candidates", "relu"], "argument --candidates: nothing to measure"),
+        (
+            ["--candidates", "copy", "--directions", "forward+backward"],
+            "argument --candidates: nothing to measure",
+        ),
+        (["--candidates", "custom_op", "--modes", "xla"], "argument --candidates: nothing to"),
         (["--candidates", ","], "--candidates needs at least one"),
-        (["--model", "--candidates", "relu"], "nothing to measure"),
+        (["--model", "--candidates", "relu"], "argument --candidates: nothing to measure"),
         (["--model", "--parts", ","], "--parts needs at least one"),
     ],
     ids=["relu-only", "copy-backward", "custom-op-xla", "empty", "model-relu-only", "no-parts"],
@@ -273,18 +295,18 @@ def test_cli_refuses_a_request_that_leaves_nothing_to_measure(argv, named, nothi
 @pytest.mark.parametrize(
     ("argv", "named"),
     [
-        (["--device", "tpu"], "'tpu'"),
-        (["--dtype", "int8"], "'int8'"),
-        (["--candidates", "relu,gelu"], "gelu"),
-        (["--modes", "graph"], "graph"),
-        (["--directions", "backward"], "backward"),
-        (["--repeats", "0"], "repeats"),
-        (["--warmup", "-1"], "warmup"),
-        (["--model", "--candidates", "relu,pt.PReLU[gelu]"], "gelu"),
-        (["--model", "--parts", "fit,serve"], "serve"),
-        (["--model", "--rounds", "0"], "rounds"),
-        (["--model", "--loop-rounds", "0"], "loop_rounds"),
-        (["--variable-shapes", "--repeats", "0"], "repeats"),
+        (["--device", "tpu"], "argument --device: device must be one of ['cpu', 'gpu'], got 'tpu'"),
+        (["--dtype", "int8"], "argument --dtype: dtype must be one of"),
+        (["--candidates", "relu,gelu"], "argument --candidates: candidates must be among"),
+        (["--modes", "graph"], "argument --modes: modes must be among"),
+        (["--directions", "backward"], "argument --directions: directions must be among"),
+        (["--repeats", "0"], "argument --repeats: repeats must be an integer >= 1, got 0"),
+        (["--warmup", "-1"], "argument --warmup: warmup must be an integer >= 0, got -1"),
+        (["--model", "--candidates", "pt.PReLU[gelu]"], "argument --candidates: candidates must"),
+        (["--model", "--parts", "fit,serve"], "argument --parts: parts must be among"),
+        (["--model", "--rounds", "0"], "argument --rounds: rounds must be an integer >= 1"),
+        (["--model", "--loop-rounds", "0"], "argument --loop-rounds: loop_rounds must be"),
+        (["--variable-shapes", "--repeats", "0"], "argument --repeats: repeats must be"),
     ],
 )
 def test_cli_refuses_a_bad_value_naming_it(argv, named, nothing_runs, capsys):
@@ -307,7 +329,8 @@ def test_cli_refuses_a_flag_the_chosen_run_does_not_take(argv, named, nothing_ru
 
 @pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")), reason="a GPU is present")
 def test_cli_asking_for_a_gpu_without_one_says_there_is_none(nothing_runs, capsys):
-    assert "asked for GPU:0" in usage_error(["--device", "gpu", "--quick"], capsys)
+    message = usage_error(["--device", "gpu", "--quick"], capsys)
+    assert "argument --device: " in message and "asked for GPU:0" in message
 
 
 @pytest.mark.parametrize(

@@ -1,23 +1,20 @@
-"""prelu_tutorial.custom_op: the C++ op against NumPy, its gradients, threads, errors, the build."""
+"""prelu_tutorial.custom_op: the C++ op against NumPy, its gradients, threads, errors, TFLite."""
 
-import os
-import stat
 import subprocess
 import sys
 import textwrap
 import threading
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from cases import DTYPES
+from cases import DTYPES, small_model
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from processes import stop
 
 import prelu_tutorial as pt
 from prelu_tutorial import custom_op
-from prelu_tutorial.custom_op import build
 from prelu_tutorial.ops import prelu_numpy
 
 # (x shape, alpha shape): every layout pt.PReLU produces, and other contiguous ones.
@@ -39,10 +36,10 @@ LARGE_LAYOUTS = {
 }
 
 
-@pytest.fixture(scope="session", autouse=True)
-def library():
-    """Builds (or finds in the cache) and loads the op once for the whole session."""
-    return custom_op.load_library()
+@pytest.fixture(autouse=True)
+def library(custom_op_library):
+    """Every test here needs the op: built once for the session (tests/conftest.py)."""
+    return custom_op_library
 
 
 def same_bits(actual, expected) -> bool:
@@ -200,14 +197,6 @@ def test_jacobian_is_the_diagonal_of_the_slopes():
     np.testing.assert_array_equal(jacobian.numpy(), expected.astype(np.float32))
 
 
-def stop(processes):
-    """Kills whichever of ``processes`` still runs (after a timeout), and reaps it."""
-    for process in processes:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=30)
-
-
 DETERMINISM_SCRIPT = textwrap.dedent(
     """
     import sys
@@ -341,192 +330,10 @@ def test_float32_alpha_behind_float16_x_matches_numpy_in_values_and_both_gradien
     np.testing.assert_allclose(dalpha.numpy(), expected_dalpha, rtol=1e-5, atol=1e-4)
 
 
-def test_layer_under_mixed_float16_keeps_a_float32_alpha_gradient():
-    keras.mixed_precision.set_global_policy("mixed_float16")
-    try:
-        layer = pt.PReLU(implementation="custom_op")
-        x = -tf.ones((1, 200, 500, 1), tf.float16)
-        layer.build(x.shape)
-        with tf.GradientTape() as tape:
-            y = layer(x)
-        (dalpha,) = tape.gradient(y, layer.trainable_variables)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-    assert y.dtype == tf.float16
-    assert dalpha.dtype == tf.float32
-    assert dalpha.numpy().ravel().tolist() == [-100_000.0]
-
-
-# The layer -----------------------------------------------------------------
-
-
-def make_model(implementation):
-    keras.utils.set_random_seed(7)
-    return keras.Sequential(
-        [
-            keras.Input((6, 6, 3)),
-            keras.layers.Conv2D(4, 3),
-            pt.PReLU(implementation=implementation),
-            keras.layers.Flatten(),
-            keras.layers.Dense(5),
-            pt.PReLU(shared_axes=[1], implementation=implementation),
-            keras.layers.Dense(1),
-        ]
-    )
-
-
-def test_layer_rejects_an_unknown_implementation():
-    with pytest.raises(ValueError, match="implementation must be one of"):
-        pt.PReLU(implementation="cuda")
-
-
-def test_layer_config_holds_the_implementation_and_defaults_to_xla():
-    assert pt.PReLU().get_config()["implementation"] == "xla"
-    layer = pt.PReLU.from_config(pt.PReLU(implementation="custom_op").get_config())
-    assert layer.implementation == "custom_op"
-
-
-def test_fit_with_the_op_matches_fit_with_xla():
-    rng = np.random.default_rng(8)
-    x = rng.standard_normal((32, 6, 6, 3)).astype(np.float32)
-    y = rng.standard_normal((32, 1)).astype(np.float32)
-    weights = []
-    for implementation in ("xla", "custom_op"):
-        model = make_model(implementation)
-        model.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse")
-        model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
-        weights.append(model.get_weights())
-    for from_xla, from_op in zip(*weights, strict=True):
-        np.testing.assert_allclose(from_op, from_xla, rtol=1e-4, atol=1e-6)
-
-
-def test_keras_file_round_trip_keeps_the_implementation_and_outputs(tmp_path):
-    model = make_model("custom_op")
-    x = np.random.default_rng(9).standard_normal((2, 6, 6, 3)).astype(np.float32)
-    path = tmp_path / "model.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path)
-    assert [layer.implementation for layer in loaded.layers if isinstance(layer, pt.PReLU)] == [
-        "custom_op",
-        "custom_op",
-    ]
-    np.testing.assert_array_equal(loaded(x).numpy(), model(x).numpy())
-
-
 def test_tflite_export_gives_one_prelu_per_layer_with_the_same_outputs():
     # to_tflite alone must swap the op for the fused pattern: TFLite has no kernel for it.
-    model = make_model("custom_op")
+    model = small_model("custom_op")
     blob = pt.export.to_tflite(model)
     assert pt.export.tflite_ops(blob).count("PRELU") == 2
     x = np.random.default_rng(10).standard_normal((2, 6, 6, 3)).astype(np.float32)
     np.testing.assert_allclose(pt.export.run_tflite(blob, x), model(x).numpy(), rtol=1e-5)
-
-
-# The build -----------------------------------------------------------------
-
-FAKE_COMPILER = """#!/bin/sh
-# Stands in for g++: logs the call, waits, writes the output named by -o.
-echo call >> "{log}"
-sleep 1
-while [ "$#" -gt 0 ]; do
-  if [ "$1" = "-o" ]; then echo library > "$2"; fi
-  shift
-done
-"""
-
-
-@pytest.fixture
-def fake_compiler(tmp_path, monkeypatch):
-    """An empty cache folder and a fake $CXX; returns the file that counts its calls."""
-    log = tmp_path / "calls.log"
-    script = tmp_path / "fake-g++"
-    script.write_text(FAKE_COMPILER.format(log=log))
-    script.chmod(script.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setenv("CXX", str(script))
-    monkeypatch.setenv("PRELU_TUTORIAL_CACHE", str(tmp_path / "cache"))
-    return log
-
-
-def calls(log) -> int:
-    return len(log.read_text().split()) if log.exists() else 0
-
-
-def test_second_build_finds_the_library_in_the_cache_and_does_not_compile(fake_compiler):
-    first = build.build()
-    modified = first.stat().st_mtime_ns
-    second = build.build()
-    assert second == first
-    assert first.stat().st_mtime_ns == modified
-    assert calls(fake_compiler) == 1
-    assert list(first.parent.glob("*.partial")) == []
-
-
-def test_two_processes_building_at_once_compile_once(fake_compiler):
-    script = "from prelu_tutorial.custom_op import build; print(build.build())"
-    environment = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=environment
-        )
-        for _ in range(2)
-    ]
-    try:
-        outputs = [process.communicate(timeout=300)[0].strip() for process in processes]
-    finally:
-        stop(processes)
-    assert all(process.returncode == 0 for process in processes)
-    assert outputs[0] == outputs[1]
-    assert calls(fake_compiler) == 1
-
-
-def test_library_path_changes_with_the_tensorflow_version(fake_compiler, monkeypatch):
-    before = build.library_path()
-    monkeypatch.setattr(tf, "__version__", tf.__version__ + ".other")
-    assert build.library_path() != before
-
-
-def test_no_compiler_raises_an_error_that_says_what_to_install(monkeypatch, tmp_path):
-    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
-    monkeypatch.setenv("PRELU_TUTORIAL_CACHE", str(tmp_path / "cache"))
-    with pytest.raises(custom_op.CompilerNotFoundError, match="apt-get install g.."):
-        build.build()
-
-
-def test_cli_build_prints_the_library_path(fake_compiler, capsys):
-    from prelu_tutorial.custom_op.__main__ import main
-
-    assert main(["build"]) == 0
-    assert capsys.readouterr().out.strip() == str(build.library_path())
-    assert calls(fake_compiler) == 1
-
-
-def test_session_library_is_loaded_from_the_cache_without_recompiling(monkeypatch):
-    path = build.library_path()
-    modified = path.stat().st_mtime_ns
-
-    def no_compiler(*args, **kwargs):
-        raise AssertionError("the compiler was called")
-
-    monkeypatch.setattr(build.subprocess, "run", no_compiler)
-    assert build.build() == path
-    assert path.stat().st_mtime_ns == modified
-
-
-def test_benchmark_times_the_op_in_eager_and_function_modes_but_not_xla():
-    measurements = pt.benchmark.run(
-        sizes=["2x4x4x8"],
-        candidates=["custom_op"],
-        directions=["forward+backward"],
-        repeats=1,
-        warmup=0,
-        progress=False,
-    )
-    timed = {(m.candidate, m.mode) for m in measurements}
-    assert timed == {
-        ("relu", "eager"),
-        ("relu", "function"),
-        ("relu", "xla"),
-        ("custom_op", "eager"),
-        ("custom_op", "function"),
-    }
-    assert all(m.median_ms > 0 for m in measurements)

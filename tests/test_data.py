@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from sklearn.datasets import load_digits
 
 from prelu_tutorial import data
 
@@ -144,8 +145,6 @@ def test_digits_split_differs_between_seeds():
 
 
 def test_digits_returns_every_raw_image_once_with_its_label():
-    from sklearn.datasets import load_digits
-
     x_train, y_train, x_test, y_test = data.digits()
     raw = load_digits()
     pixels = np.concatenate([x_train, x_test]).reshape(-1, 64) * 16.0

@@ -121,6 +121,14 @@ def test_tf_config_rejects_repeated_ports():
 def test_tf_config_rejects_an_index_outside_the_cluster():
     with pytest.raises(ValueError, match="index must be between 0 and 1, got 2"):
         launcher.tf_config([5, 6], 2)
+    with pytest.raises(ValueError, match="index must be an integer >= 0, got -1"):
+        launcher.tf_config([5, 6], -1)
+
+
+@pytest.mark.parametrize("index", [True, 1.0, "1"], ids=repr)
+def test_tf_config_rejects_an_index_that_is_not_an_integer(index):
+    with pytest.raises(TypeError, match="tf_config: index must be an integer"):
+        launcher.tf_config([5, 6], index)
 
 
 # ----------------------------------------------------------------------------- arguments

@@ -4,13 +4,21 @@ The module-scoped fixture trains once on two workers; the tests read that run.
 """
 
 import glob
+import json
 import os
 import tempfile
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from processes import interfaces, listening, network_namespace, pids_running
+from processes import (
+    command_line,
+    descends_from,
+    interfaces,
+    listening,
+    network_namespace,
+    pids_running,
+)
 from tensorflow.python.framework import config as framework_config
 
 from prelu_tutorial import distribute
@@ -56,7 +64,9 @@ def test_total_steps_counts_the_whole_global_batches(batch, epochs):
         ({"seed": 2**32}, ValueError, r"seed must be between 0 and 2\*\*32 - 1"),
         ({"seed": 1.5}, TypeError, "seed must be an integer"),
         ({"learning_rate": float("nan")}, ValueError, "learning_rate must be finite"),
-        ({"hidden_units": (32, 0)}, ValueError, "hidden_units must be one or more integers"),
+        ({"hidden_units": (32, 0)}, ValueError, r"hidden_units\[1\] must be an integer >= 1"),
+        ({"hidden_units": (32, True)}, TypeError, r"hidden_units\[1\] must be an integer"),
+        ({"hidden_units": ()}, ValueError, "hidden_units must hold at least one"),
     ],
 )
 def test_train_config_names_the_bad_argument(arguments, error, message):
@@ -87,6 +97,31 @@ def test_train_refuses_bad_arguments_before_any_worker_starts(
         distribute.train(workers, CONFIG, **arguments)
 
 
+def workers_that_finish_with(monkeypatch, weights_per_worker):
+    """Replaces the launcher: each worker 'finishes' at once, writing the given weights."""
+
+    def finish(commands, envs, log_folder, **kwargs):
+        for index, weights in enumerate(weights_per_worker):
+            result = {"task_index": index, "weights": weights, "step_losses": [0.5]}
+            (log_folder.parent / f"result-{index}.json").write_text(json.dumps(result))
+        return launcher.Outcome(killed=None)
+
+    monkeypatch.setattr(distribute.job, "run_workers", finish)
+
+
+def test_train_raises_when_a_worker_ends_with_other_weights_than_the_chief(monkeypatch):
+    workers_that_finish_with(monkeypatch, [[1.0, 2.0], [1.0, 2.0], [1.0, 2.5]])
+    with pytest.raises(distribute.WorkersDisagreeError, match="worker 2 finished with weights"):
+        distribute.train(3, distribute.TrainConfig(global_batch_size=63))
+
+
+def test_train_returns_the_chiefs_result_when_every_worker_agrees(monkeypatch):
+    workers_that_finish_with(monkeypatch, [[1.0, 2.0], [1.0, 2.0]])
+    result = distribute.train(2, CONFIG)
+    assert result["weights"] == [1.0, 2.0] and result["identical_across_workers"]
+    assert [worker["task_index"] for worker in result["per_worker"]] == [0, 1]
+
+
 # ----------------------------------------------------------------------------- one process
 
 
@@ -106,6 +141,25 @@ def test_op_determinism_is_restored_after_a_test_that_needs_it():
 # ----------------------------------------------------------------------------- two workers
 
 
+def own_workers() -> dict[int, bytes]:
+    """The workers this process started, by pid, with their command lines.
+
+    Other test runs on a shared machine start workers of their own; each
+    command line names its job's spec file, so it stays this job's after the
+    worker has been reparented.
+    """
+    return {
+        pid: command_line(pid)
+        for pid in pids_running(WORKER_COMMAND)
+        if descends_from(pid, os.getpid())
+    }
+
+
+def none_running(commands: set[bytes]) -> bool:
+    """Whether no process runs any of ``commands`` any more (and there were some)."""
+    return bool(commands) and not any(pids_running(command) for command in commands)
+
+
 @pytest.fixture(scope="module")
 def two_workers():
     before = set(glob.glob(os.path.join(tempfile.gettempdir(), "prelu-distribute-*")))
@@ -117,11 +171,12 @@ def two_workers():
             seen.extend(
                 {
                     "pid": pid,
+                    "command": command,
                     "namespace": network_namespace(f"/proc/{pid}"),
                     "interfaces": interfaces(f"/proc/{pid}"),
                     "listening": listening(f"/proc/{pid}"),
                 }
-                for pid in pids_running(WORKER_COMMAND)
+                for pid, command in own_workers().items()
             )
 
     result = distribute.train(2, CONFIG, progress=look_at_the_workers)
@@ -146,7 +201,7 @@ def test_two_workers_train_every_step_once_and_learn(two_workers):
 
 
 def test_two_workers_leave_no_process_and_no_directory_behind(two_workers):
-    assert pids_running(WORKER_COMMAND) == []
+    assert none_running({worker["command"] for worker in two_workers["seen"]})
     assert two_workers["left_behind"] == set()
 
 
@@ -174,8 +229,13 @@ def test_two_workers_match_one_process_on_the_same_global_batches(two_workers, o
 
 
 def test_a_killed_worker_resumes_to_the_bit_identical_result(two_workers):
-    lines = []
-    killed = distribute.train(2, CONFIG, kill_worker=1, at_step=25, progress=lines.append)
+    lines, commands = [], set()
+
+    def progress(line):
+        lines.append(line)
+        commands.update(own_workers().values())
+
+    killed = distribute.train(2, CONFIG, kill_worker=1, at_step=25, progress=progress)
     assert [attempt["ended"] for attempt in killed["attempts"]] == [
         "worker 1 killed with SIGKILL after step 25",
         "done",
@@ -185,4 +245,4 @@ def test_a_killed_worker_resumes_to_the_bit_identical_result(two_workers):
     assert killed["optimizer_iterations"] == two_workers["optimizer_iterations"]
     assert killed["weights"] == two_workers["weights"]
     assert killed["step_losses"] == two_workers["step_losses"]
-    assert pids_running(WORKER_COMMAND) == []
+    assert none_running(commands)

@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from ai_edge_litert import interpreter as litert
 from cases import DTYPES, RTOL, SPECIALS
 from tf_versions import requires_tf
 
@@ -224,14 +225,13 @@ def test_mixed_float16_model_matches_the_float32_reference(float32_policy):
     "value', tensorflow/tensorflow#63987); pt.export.to_tflite converts there",
 )
 def test_tflite_conversion_gives_one_prelu_op_per_layer():
-    ai_edge_litert = pytest.importorskip("ai_edge_litert.interpreter")
     images = keras.Input((6, 6, 4))
     features = keras.Input((5,))
     layers = [pt.PReLU(), pt.PReLU(shared_axes=[1, 2, 3]), pt.PReLU()]
     model = keras.Model([images, features], [layers[1](layers[0](images)), layers[2](features)])
     assert [tuple(layer.alpha.shape) for layer in layers] == [(1, 1, 4), (1, 1, 1), (5,)]
     blob = tf.lite.TFLiteConverter.from_keras_model(model).convert()
-    interpreter = ai_edge_litert.Interpreter(model_content=blob)
+    interpreter = litert.Interpreter(model_content=blob)
     assert [op["op_name"] for op in interpreter._get_ops_details()] == ["PRELU"] * 3
 
 

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from cases import small_model
 
 import prelu_tutorial as pt
 from prelu_tutorial import ops
@@ -241,11 +242,56 @@ def test_a_built_layer_still_takes_other_sizes_on_shared_axes():
     np.testing.assert_array_equal(layer(x).numpy(), ops.prelu_numpy(x, 0.25))
 
 
-def test_mixed_float16_alpha_gradient_is_summed_in_float32(float32_policy):
+@pytest.mark.parametrize("implementation", pt.layers.IMPLEMENTATIONS)
+def test_mixed_float16_alpha_gradient_is_summed_in_float32(implementation, float32_policy, request):
+    if implementation == "custom_op":
+        request.getfixturevalue("custom_op_library")
     keras.mixed_precision.set_global_policy("mixed_float16")
-    layer = pt.PReLU()
+    layer = pt.PReLU(implementation=implementation)
     x = -np.ones((4, 100, 200, 1), np.float16)  # 80,000 per channel: float16 max is 65504
     with tf.GradientTape() as tape:
         y = layer(x)
     grad = tape.gradient(y, layer.alpha.value)
-    assert grad.dtype == tf.float32 and grad.numpy().ravel()[0] == -80_000.0
+    assert y.dtype == tf.float16
+    assert grad.dtype == tf.float32 and grad.numpy().ravel().tolist() == [-80_000.0]
+
+
+# The implementation: XLA's compiled kernel or the C++ op --------------------
+
+
+def test_layer_rejects_an_unknown_implementation():
+    with pytest.raises(ValueError, match="implementation must be one of"):
+        pt.PReLU(implementation="cuda")
+
+
+def test_layer_config_holds_the_implementation_and_defaults_to_xla():
+    assert pt.PReLU().get_config()["implementation"] == "xla"
+    layer = pt.PReLU.from_config(pt.PReLU(implementation="custom_op").get_config())
+    assert layer.implementation == "custom_op"
+
+
+def test_fit_with_the_custom_op_matches_fit_with_xla(custom_op_library):
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((32, 6, 6, 3)).astype(np.float32)
+    y = rng.standard_normal((32, 1)).astype(np.float32)
+    weights = []
+    for implementation in ("xla", "custom_op"):
+        model = small_model(implementation)
+        model.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse")
+        model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+        weights.append(model.get_weights())
+    for from_xla, from_op in zip(*weights, strict=True):
+        np.testing.assert_allclose(from_op, from_xla, rtol=1e-4, atol=1e-6)
+
+
+def test_keras_file_round_trip_keeps_the_custom_op_and_outputs(custom_op_library, tmp_path):
+    model = small_model("custom_op")
+    x = np.random.default_rng(9).standard_normal((2, 6, 6, 3)).astype(np.float32)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert [layer.implementation for layer in loaded.layers if isinstance(layer, pt.PReLU)] == [
+        "custom_op",
+        "custom_op",
+    ]
+    np.testing.assert_array_equal(loaded(x).numpy(), model(x).numpy())

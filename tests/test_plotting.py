@@ -104,8 +104,14 @@ def test_bad_x_range_raises_value_error(x_range):
 
 
 def test_num_points_below_two_raises_value_error():
-    with pytest.raises(ValueError, match="num_points"):
+    with pytest.raises(ValueError, match="num_points must be an integer >= 2, got 1"):
         plot_prelu(num_points=1)
+
+
+@pytest.mark.parametrize("num_points", [True, 50.0, "50"], ids=repr)
+def test_num_points_that_is_not_an_integer_raises_type_error(num_points):
+    with pytest.raises(TypeError, match="plot_activations: num_points must be an integer"):
+        plot_prelu(num_points=num_points)
 
 
 def test_empty_functions_raises_value_error():

@@ -12,6 +12,8 @@ One idea per module:
 - :mod:`.shape_loop`: an eager loop over many batch sizes (:func:`variable_shapes`);
 - :mod:`.graph_kernels`: the kernels a function runs and the passes over
   memory each makes (:func:`kernels`);
+- :mod:`.request`: the error a refused request raises, naming the
+  argument to change (:class:`RequestError`);
 - :mod:`.report`: tables, JSON, CSV and a chart of the results;
 - :mod:`.cli`: the command line.
 
@@ -46,6 +48,7 @@ from prelu_tutorial.benchmark.report import (
     write_json,
     write_model_json,
 )
+from prelu_tutorial.benchmark.request import RequestError
 from prelu_tutorial.benchmark.shape_loop import (
     VariableShapeResult,
     format_variable_shapes,
@@ -75,6 +78,7 @@ __all__ = [
     "Measurement",
     "ModelBenchmark",
     "ModelFigure",
+    "RequestError",
     "Summary",
     "VariableShapeResult",
     "candidate_names",

@@ -8,7 +8,8 @@ Three runs, one at a time:
 - ``--variable-shapes``: an eager loop over 100 batch sizes (:mod:`.shape_loop`).
 
 Every option and output path is checked before anything runs: a bad one
-exits with status 2 and a one-line message naming it (argparse's convention).
+exits with status 2 and a one-line message naming it (argparse's convention:
+``argument --sizes: ...``).
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
-from prelu_tutorial._checks import check_int
+from prelu_tutorial._number_checks import check_int
 from prelu_tutorial.benchmark import op_level, report, shape_loop, user_level
+from prelu_tutorial.benchmark.request import RequestError, about
 
 __all__ = ["main"]
 
@@ -144,6 +147,13 @@ def _check_outputs(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
             )
 
 
+def _refuse(parser: argparse.ArgumentParser, error: Exception) -> NoReturn:
+    """Exits with status 2 and the error's message, naming the flag a RequestError is about."""
+    if isinstance(error, RequestError):
+        parser.error(f"argument --{error.argument.replace('_', '-')}: {error}")
+    parser.error(str(error))
+
+
 def _write(writers: Sequence[tuple[str | None, Callable[[str], object]]]) -> bool:
     """Writes every requested file it can; says on stderr which failed. True if all did."""
     ok = True
@@ -169,7 +179,7 @@ def _model(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             else (1 if args.quick else 3),
         )
     except (TypeError, ValueError) as error:
-        parser.error(str(error))
+        _refuse(parser, error)
     say = None if args.no_progress else (lambda line: print(line, file=sys.stderr, flush=True))
     result = user_level.measure_model(request, progress=say)
     print(report.format_model(result), end="")
@@ -178,9 +188,10 @@ def _model(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
 def _variable_shapes(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     try:
-        repeats = check_int(3 if args.repeats is None else args.repeats, "repeats", minimum=1)
+        with about("repeats"):
+            repeats = check_int(3 if args.repeats is None else args.repeats, "repeats", minimum=1)
     except (TypeError, ValueError) as error:
-        parser.error(str(error))
+        _refuse(parser, error)
     print(shape_loop.format_variable_shapes(shape_loop.variable_shapes(repeats=repeats)), end="")
     return 0
 
@@ -218,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             warmup=args.warmup if args.warmup is not None else (1 if quick else 2),
         )
     except (TypeError, ValueError) as error:
-        parser.error(str(error))
+        _refuse(parser, error)
     measurements = op_level.measure(request, progress=not args.no_progress)
     print(report.format_table(measurements))
     return (

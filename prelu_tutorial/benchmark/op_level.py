@@ -31,9 +31,11 @@ import numpy as np
 import tensorflow as tf
 
 import prelu_tutorial
-from prelu_tutorial import devices, ops
-from prelu_tutorial._checks import check_int, quiet_logger
+from prelu_tutorial import custom_op, devices, ops
+from prelu_tutorial._checks import FLOAT_DTYPES, quiet_logger
+from prelu_tutorial._number_checks import check_int
 from prelu_tutorial.benchmark import timing
+from prelu_tutorial.benchmark.request import RequestError, about
 
 __all__ = [
     "CANDIDATES",
@@ -74,7 +76,8 @@ use. XLA cannot compile it, so it has no ``xla`` mode."""
 MODES = ("eager", "function", "xla")
 DIRECTIONS = ("forward", "forward+backward")
 """What one call computes: the output alone, or the output and both gradients."""
-DTYPES = ("float16", "bfloat16", "float32", "float64")
+DTYPES = tuple(dtype.name for dtype in FLOAT_DTYPES)
+"""The dtypes a size is timed in: every dtype PReLU computes in."""
 DEVICES = ("cpu", "gpu")
 
 MAX_RANK = 8
@@ -230,34 +233,43 @@ def plan(
         The :class:`Plan`.
 
     Raises:
-        ValueError: For an unknown size, dtype, device, candidate, mode or
-            direction; a size whose tensors would not fit in the machine's
-            memory; a request that leaves nothing but ReLU to measure; or
-            ``device="gpu"`` when TensorFlow sees no GPU.
+        RequestError: A ``ValueError`` that names the argument to change
+            (:mod:`.request`): for an unknown size, dtype, device, candidate,
+            mode or direction; a size whose tensors would not fit in the
+            machine's memory; ``repeats`` below 1 or ``warmup`` below 0; a
+            request that leaves nothing but ReLU to measure (``candidates``);
+            or ``device="gpu"`` when TensorFlow sees no GPU.
         TypeError: If ``repeats`` or ``warmup`` is not an integer.
     """
-    # Each configuration once, however often an argument names it.
-    shapes = tuple(dict.fromkeys(parse_size(size) for size in sizes))
-    if not shapes:
-        raise ValueError("sizes must name at least one size.")
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}.")
-    if device not in DEVICES:
-        raise ValueError(f"device must be one of {list(DEVICES)}, got {device!r}.")
-    candidates = _check_choices(candidates, CANDIDATES + OPTIONAL_CANDIDATES, "candidates")
-    modes = _check_choices(modes, MODES, "modes")
-    directions = _check_choices(directions, DIRECTIONS, "directions")
-    repeats = check_int(repeats, "repeats", minimum=1)
-    warmup = check_int(warmup, "warmup", minimum=0)
-    item_size = tf.as_dtype(dtype).size
-    for shape in shapes:
-        needed = _TENSORS_HELD * math.prod(shape) * item_size
-        if needed > _memory_bytes():
-            raise ValueError(
-                f"size {'x'.join(map(str, shape))} in {dtype} needs about {needed / 1e9:.3g} GB "
-                f"({_TENSORS_HELD} tensors of its size), more than this machine's "
-                f"{_memory_bytes() / 1e9:.3g} GB."
-            )
+    with about("dtype"):
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}.")
+    with about("sizes"):
+        # Each configuration once, however often an argument names it.
+        shapes = tuple(dict.fromkeys(parse_size(size) for size in sizes))
+        if not shapes:
+            raise ValueError("sizes must name at least one size.")
+        for shape in shapes:
+            needed = _TENSORS_HELD * math.prod(shape) * tf.as_dtype(dtype).size
+            if needed > _memory_bytes():
+                raise ValueError(
+                    f"size {'x'.join(map(str, shape))} in {dtype} needs about "
+                    f"{needed / 1e9:.3g} GB ({_TENSORS_HELD} tensors of its size), more than "
+                    f"this machine's {_memory_bytes() / 1e9:.3g} GB."
+                )
+    with about("device"):
+        if device not in DEVICES:
+            raise ValueError(f"device must be one of {list(DEVICES)}, got {device!r}.")
+    with about("candidates"):
+        candidates = _check_choices(candidates, CANDIDATES + OPTIONAL_CANDIDATES, "candidates")
+    with about("modes"):
+        modes = _check_choices(modes, MODES, "modes")
+    with about("directions"):
+        directions = _check_choices(directions, DIRECTIONS, "directions")
+    with about("repeats"):
+        repeats = check_int(repeats, "repeats", minimum=1)
+    with about("warmup"):
+        warmup = check_int(warmup, "warmup", minimum=0)
     ordered = ("relu", *[candidate for candidate in candidates if candidate != "relu"])
     configs = tuple(
         (candidate, mode, direction)
@@ -268,12 +280,15 @@ def plan(
         and not (candidate == "custom_op" and mode == "xla")
     )
     if all(candidate == "relu" for candidate, _, _ in configs):
-        raise ValueError(
+        raise RequestError(
+            "candidates",
             f"nothing to measure besides relu: candidates {list(candidates)} in modes "
             f"{list(modes)}, directions {list(directions)} (the copy runs forward only; "
-            "custom_op has no xla mode)."
+            "custom_op has no xla mode).",
         )
-    return Plan(shapes, dtype, devices.pick_device(device), configs, repeats, warmup)
+    with about("device"):
+        device_name = devices.pick_device(device)
+    return Plan(shapes, dtype, device_name, configs, repeats, warmup)
 
 
 def _forward(candidate: str, shape: tuple[int, ...], dtype: tf.DType, mode: str):
@@ -296,9 +311,7 @@ def _forward(candidate: str, shape: tuple[int, ...], dtype: tf.DType, mode: str)
         return layer, [layer.alpha]
     alpha = tf.Variable(tf.fill(channel_wise, tf.constant(_ALPHA, dtype)), name="alpha")
     if candidate == "custom_op":
-        # Imported only when asked for: the op needs a C++ compiler and builds on first use.
-        from prelu_tutorial import custom_op
-
+        # Timed only when asked for: the op needs a C++ compiler and builds on its first call.
         return (lambda x: custom_op.prelu(x, alpha)), [alpha]
     function = prelu_tutorial.prelu if candidate == "pt.prelu" else ops.FORMULATIONS[candidate]
     return (lambda x: function(x, alpha)), [alpha]

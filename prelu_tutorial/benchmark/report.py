@@ -112,7 +112,7 @@ def write_csv(measurements: Sequence[Measurement], path: str) -> None:
 def plot(measurements: Sequence[Measurement], shape: Sequence[int] | None = None):
     """Bar chart of each candidate's time relative to ``tf.nn.relu``, per mode.
 
-    One panel per pass; a dashed line marks ReLU (1.0, the floor). The y
+    One panel per direction; a dashed line marks ReLU (1.0, the floor). The y
     axis is logarithmic, so 2x slower and 2x faster look alike.
 
     Args:

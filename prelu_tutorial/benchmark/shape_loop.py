@@ -17,7 +17,7 @@ import tensorflow as tf
 
 import prelu_tutorial
 from prelu_tutorial import ops
-from prelu_tutorial._checks import check_int
+from prelu_tutorial._number_checks import check_int
 from prelu_tutorial.benchmark.op_level import parse_size
 
 __all__ = ["VariableShapeResult", "format_variable_shapes", "variable_shapes"]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from prelu_tutorial._checks import check_int, check_real
+from prelu_tutorial._number_checks import check_int, check_real
 
 __all__ = [
     "GAP_FACTOR",

@@ -34,8 +34,10 @@ import numpy as np
 import tensorflow as tf
 
 from prelu_tutorial import layers
-from prelu_tutorial._checks import check_int, quiet_logger
+from prelu_tutorial._checks import quiet_logger
+from prelu_tutorial._number_checks import check_int
 from prelu_tutorial.benchmark import timing
+from prelu_tutorial.benchmark.request import RequestError, about
 
 __all__ = [
     "BATCH",
@@ -260,8 +262,10 @@ def plan_model(
         The :class:`ModelPlan`.
 
     Raises:
-        ValueError: For an unknown or empty candidate or part list, a count
-            below 1, or a request with no candidate besides ReLU.
+        RequestError: A ``ValueError`` that names the argument to change
+            (:mod:`.request`): for an unknown or empty candidate or part
+            list, a count below 1, or a request with no candidate besides
+            ReLU (``candidates``).
         TypeError: If a count is not an integer.
     """
     known = candidate_names()
@@ -272,16 +276,23 @@ def plan_model(
     chosen = tuple(dict.fromkeys(named))
     unknown = [name for name in chosen if name not in known]
     if unknown or not chosen:
-        raise ValueError(f"candidates must be among {list(known)}, got {list(chosen)}.")
+        raise RequestError(
+            "candidates", f"candidates must be among {list(known)}, got {list(chosen)}."
+        )
     if all(name == "relu" for name in chosen):
-        raise ValueError(f"nothing to measure besides relu: candidates {list(chosen)}.")
+        raise RequestError(
+            "candidates", f"nothing to measure besides relu: candidates {list(chosen)}."
+        )
     parts_named = tuple(dict.fromkeys(_PART_KEYS.get(part, part) for part in parts))
     if not parts_named or any(part not in PARTS for part in parts_named):
-        raise ValueError(
-            f"parts must be among {list(_PART_KEYS)} or {list(PARTS)}, got {list(parts)}."
+        raise RequestError(
+            "parts",
+            f"parts must be among {list(_PART_KEYS)} or {list(PARTS)}, got {list(parts)}.",
         )
-    rounds = check_int(rounds, "rounds", minimum=1)
-    loop_rounds = check_int(loop_rounds, "loop_rounds", minimum=1)
+    with about("rounds"):
+        rounds = check_int(rounds, "rounds", minimum=1)
+    with about("loop_rounds"):
+        loop_rounds = check_int(loop_rounds, "loop_rounds", minimum=1)
     ordered = ("relu", *[name for name in chosen if name != "relu"])
     return ModelPlan(ordered, tuple(p for p in PARTS if p in parts_named), rounds, loop_rounds)
 

@@ -16,12 +16,11 @@ from types import ModuleType
 
 import tensorflow as tf
 
-from prelu_tutorial._checks import check_prelu_types
+from prelu_tutorial._checks import FLOAT_DTYPES, check_prelu_types, wide_dtype
 from prelu_tutorial.custom_op import build as _build
 
 __all__ = ["load_library", "prelu"]
 
-_FLOAT_DTYPES = (tf.float16, tf.bfloat16, tf.float32, tf.float64)
 _lock = threading.Lock()
 _library: ModuleType | None = None
 
@@ -78,7 +77,7 @@ def _prelu_mixed(library: ModuleType, x: tf.Tensor, alpha: tf.Tensor) -> tf.Tens
 
         def backward(dy):
             dx = library.p_re_lu_grad(dy, x, narrow)[0]
-            wide = tf.float64 if tf.float64 in (x.dtype, alpha.dtype) else tf.float32
+            wide = wide_dtype(x.dtype, alpha.dtype)
             products = tf.cast(x, wide) * tf.cast(dy, wide)
             terms = tf.where(x > 0, tf.zeros_like(products), products)
             return dx, tf.cast(_sum_to_alpha(terms, x, alpha), alpha.dtype)
@@ -155,7 +154,7 @@ def prelu(x, alpha) -> tf.Tensor:
     """
     check_prelu_types(x, alpha, "custom_op.prelu")
     x = tf.convert_to_tensor(x)
-    if x.dtype not in _FLOAT_DTYPES:
+    if x.dtype not in FLOAT_DTYPES:
         raise TypeError(
             f"custom_op.prelu: x must be float16, bfloat16, float32 or float64, got dtype "
             f"{x.dtype.name}."
@@ -163,7 +162,7 @@ def prelu(x, alpha) -> tf.Tensor:
     library = _library or load_library()
     if isinstance(alpha, (tf.Tensor, tf.Variable)) or hasattr(alpha, "__tf_tensor__"):
         alpha = tf.convert_to_tensor(alpha)
-        if alpha.dtype in _FLOAT_DTYPES and alpha.dtype != x.dtype:
+        if alpha.dtype in FLOAT_DTYPES and alpha.dtype != x.dtype:
             # Mixed precision: x in 16 bits, alpha a float32 variable. The
             # kernel's dalpha has the input's dtype, and casting it back would
             # round a large float32 sum to float16 (-inf past 65504).

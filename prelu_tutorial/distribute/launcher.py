@@ -182,13 +182,14 @@ def tf_config(ports: Sequence[int], index: int) -> dict[str, Any]:
         "index": index}}``, ready for ``json.dumps``.
 
     Raises:
+        TypeError: If ``index`` is not an integer (a bool included).
         ValueError: If ``ports`` is empty or repeats a port, or ``index`` is
             not a position in it.
     """
     ports = list(ports)
     if not ports or len(set(ports)) != len(ports):
         raise ValueError(f"tf_config: ports must be distinct and not empty, got {ports!r}.")
-    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(ports):
+    if check_int(index, "index", owner="tf_config") >= len(ports):
         raise ValueError(f"tf_config: index must be between 0 and {len(ports) - 1}, got {index!r}.")
     return {
         "cluster": {"worker": [f"127.0.0.1:{port}" for port in ports]},

@@ -89,12 +89,12 @@ class TrainConfig:
                 f"TrainConfig: global_batch_size must be at most {TRAIN_DIGITS} (the training "
                 f"digits), got {self.global_batch_size}."
             )
-        units = tuple(self.hidden_units)
-        if not units or any(isinstance(u, bool) or not isinstance(u, int) or u < 1 for u in units):
-            raise ValueError(
-                "TrainConfig: hidden_units must be one or more integers >= 1, "
-                f"got {self.hidden_units!r}."
-            )
+        units = tuple(
+            check_int(unit, f"hidden_units[{index}]", minimum=1, owner="TrainConfig")
+            for index, unit in enumerate(self.hidden_units)
+        )
+        if not units:
+            raise ValueError("TrainConfig: hidden_units must hold at least one layer's width.")
         object.__setattr__(self, "hidden_units", units)
         if check_int(self.seed, "seed", owner="TrainConfig") >= 2**32:
             raise ValueError(
