@@ -42,6 +42,29 @@ def wide_dtype(*dtypes: tf.DType) -> tf.DType:
     return tf.float64 if tf.float64 in dtypes else tf.float32
 
 
+def to_tensor(value: Any, dtype_hint: tf.DType | None = None) -> tf.Tensor:
+    """``tf.convert_to_tensor``, except that a Python float keeps the sign of its zero.
+
+    TensorFlow's eager runtime caches the tensors it makes from Python
+    scalars, keyed by value, and ``-0.0 == 0.0``: once ``-0.0`` has been
+    converted, a later ``0.0`` of the same dtype comes back as ``-0.0`` (and
+    the other way round), so ``prelu(x, 0.0)`` could compute with
+    ``alpha = -0.0``. A Python float goes through NumPy instead, into the
+    dtype TensorFlow would have chosen for it.
+
+    Args:
+        value: Anything ``tf.convert_to_tensor`` accepts.
+        dtype_hint: The dtype to prefer when ``value`` has none of its own.
+
+    Returns:
+        The tensor.
+    """
+    if isinstance(value, float):
+        dtype = tf.convert_to_tensor(value, dtype_hint=dtype_hint).dtype
+        return tf.convert_to_tensor(np.asarray(value, dtype.as_numpy_dtype))
+    return tf.convert_to_tensor(value, dtype_hint=dtype_hint)
+
+
 @contextlib.contextmanager
 def quiet_logger(name: str | None = None, level: int = logging.ERROR) -> Iterator[None]:
     """Raises a logger's level for the block and restores it after.

@@ -21,7 +21,7 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
-from prelu_tutorial._checks import FLOAT_DTYPES, check_prelu_types, wide_dtype
+from prelu_tutorial._checks import FLOAT_DTYPES, check_prelu_types, to_tensor, wide_dtype
 
 __all__ = [
     "FORMULATIONS",
@@ -38,8 +38,8 @@ __all__ = [
 
 def _as_pair(x, alpha) -> tuple[tf.Tensor, tf.Tensor]:
     """Converts ``x`` to a tensor and casts ``alpha`` to ``x``'s dtype."""
-    x = tf.convert_to_tensor(x)
-    alpha = tf.cast(alpha, x.dtype)
+    x = to_tensor(x)
+    alpha = tf.cast(to_tensor(alpha, dtype_hint=x.dtype), x.dtype)
     return x, alpha
 
 
@@ -204,14 +204,14 @@ def _validate(x, alpha) -> tuple[tf.Tensor, tf.Tensor]:
     """
     check_prelu_types(x, alpha)
     if not tf.is_tensor(x):
-        x = tf.convert_to_tensor(x)
+        x = to_tensor(x)
     if x.dtype not in FLOAT_DTYPES:
         raise TypeError(
             f"prelu: x must be float16, bfloat16, float32 or float64, got dtype "
             f"{x.dtype.name}. Cast it first, e.g. tf.cast(x, tf.float32)."
         )
     if not tf.is_tensor(alpha) and not isinstance(alpha, tf.Variable):
-        alpha = tf.convert_to_tensor(alpha, dtype_hint=x.dtype)
+        alpha = to_tensor(alpha, dtype_hint=x.dtype)
     alpha_shape = tf.TensorShape(alpha.shape)
     try:
         combined = tf.broadcast_static_shape(x.shape, alpha_shape)

@@ -162,3 +162,44 @@ def test_plus_inf_adds_zero_to_dalpha_on_the_first_call_too(fresh_policy):
     expected = np.array([0.0, 2 * 2 * (-1.0 - 3.0), 2 * 2 * -0.5], np.float32)
     for answer in answers:
         np.testing.assert_array_equal(answer, expected)
+
+
+# --- Python zeros: TensorFlow's scalar cache must not decide their sign -------------------------
+
+ZERO_DTYPES = [tf.float16, tf.bfloat16, tf.float32, tf.float64]
+
+
+def _entry_points(request):
+    points = {"pt.prelu": ops.prelu, **{f"ops.{n}": f for n, f in ops.FORMULATIONS.items()}}
+    try:
+        request.getfixturevalue("custom_op_library")
+    except pytest.skip.Exception:
+        return points
+    from prelu_tutorial import custom_op
+
+    points["custom_op.prelu"] = custom_op.prelu
+    return points
+
+
+def _bits(tensor):
+    return tensor.numpy().view(np.uint16 if tensor.dtype.size == 2 else f"u{tensor.dtype.size}")
+
+
+@pytest.mark.parametrize("dtype", ZERO_DTYPES, ids=lambda d: d.name)
+@pytest.mark.parametrize("first", [-0.0, 0.0])
+def test_a_python_zero_keeps_its_sign_whatever_was_converted_before(request, dtype, first):
+    # TensorFlow caches the tensors of Python scalars by value, and -0.0 == 0.0: after
+    # converting one zero, the other came back with the first one's sign.
+    x = tf.constant([-1.0, -0.0, 0.0, 2.0], dtype)
+    for name, prelu in _entry_points(request).items():
+        second = -first
+        tf.convert_to_tensor(first, dtype)  # what an earlier call may have left in the cache
+        expected = prelu(x, tf.constant(np.asarray(second, dtype.as_numpy_dtype)))
+        got = prelu(x, second)
+        np.testing.assert_array_equal(_bits(got), _bits(expected), err_msg=f"{name} alpha")
+        tf.convert_to_tensor(first, dtype)
+        expected = prelu(tf.constant(np.asarray(second, dtype.as_numpy_dtype)), 0.25)
+        if dtype == tf.float32:  # a Python x is float32
+            np.testing.assert_array_equal(
+                _bits(prelu(second, 0.25)), _bits(expected), err_msg=f"{name} x"
+            )

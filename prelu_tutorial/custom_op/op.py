@@ -16,7 +16,7 @@ from types import ModuleType
 
 import tensorflow as tf
 
-from prelu_tutorial._checks import FLOAT_DTYPES, check_prelu_types, wide_dtype
+from prelu_tutorial._checks import FLOAT_DTYPES, check_prelu_types, to_tensor, wide_dtype
 from prelu_tutorial.custom_op import build as _build
 
 __all__ = ["load_library", "prelu"]
@@ -153,7 +153,7 @@ def prelu(x, alpha) -> tf.Tensor:
             both shapes).
     """
     check_prelu_types(x, alpha, "custom_op.prelu")
-    x = tf.convert_to_tensor(x)
+    x = to_tensor(x)
     if x.dtype not in FLOAT_DTYPES:
         raise TypeError(
             f"custom_op.prelu: x must be float16, bfloat16, float32 or float64, got dtype "
@@ -167,7 +167,7 @@ def prelu(x, alpha) -> tf.Tensor:
             # kernel's dalpha has the input's dtype, and casting it back would
             # round a large float32 sum to float16 (-inf past 65504).
             return _prelu_mixed(library, x, alpha)
-    alpha = tf.cast(alpha, x.dtype)
+    alpha = tf.cast(to_tensor(alpha, dtype_hint=x.dtype), x.dtype)
     try:
         return library.p_re_lu(x, alpha)
     except tf.errors.InvalidArgumentError as error:
