@@ -82,6 +82,22 @@ def test_chapter_launch_links_open_its_own_file(path):
     assert notebook_tool.launch_link_problems(_read(path), path) == []
 
 
+@chapters
+def test_chapter_title_carries_its_number(path):
+    assert notebook_tool.title_problems(_read(path), path) == []
+
+
+def test_a_title_without_the_files_number_is_reported():
+    path = Path("07_several_devices.ipynb")
+    for title in ("# Several devices", "# 6. Several devices", "# 07. Several devices"):
+        notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(title)])
+        assert notebook_tool.title_problems(notebook, path) == [
+            "the first cell must be the title, starting with '# 7. '"
+        ], title
+    good = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# 7. Several")])
+    assert notebook_tool.title_problems(good, path) == []
+
+
 # --- The checks catch what they are for ---------------------------------------------------------
 
 SETUP_SOURCE = colab_tool.setup_source()
@@ -100,7 +116,7 @@ def _clean_notebook(book: Path) -> Path:
     source = f"{REPOSITORY}/blob/{BRANCH}/book/99_sample.ipynb"
     notebook = nbformat.v4.new_notebook(
         cells=[
-            nbformat.v4.new_markdown_cell("# Sample"),
+            nbformat.v4.new_markdown_cell("# 99. Sample"),
             nbformat.v4.new_markdown_cell(
                 f"[Run in Google Colab]({colab}) | [View source]({source})"
             ),

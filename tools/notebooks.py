@@ -21,6 +21,7 @@ runs them on every chapter and proves each one on a spoiled notebook):
   one output box per printed result, nbval markers as tags and not comments,
   exercise solutions collapsed (``hide-cell``);
 - its Setup cell is ``tools/colab.py``'s and its launch links open its own file;
+- its title starts with its number, as the file name does (``# 7. ...``);
 - every measured figure in its prose comes from its outputs (see
   :func:`figure_problems`), and every ``{glue}`` name it shows is glued.
 """
@@ -485,6 +486,21 @@ def glue_problems(notebook) -> list[str]:
     ]
 
 
+def title_problems(notebook, path: Path) -> list[str]:
+    """Reports a chapter whose title does not start with its number (``# 7. ...`` for 07_*).
+
+    The sidebar shows the titles, so "chapter 7" in the text matches the navigation.
+    """
+    prefix = re.match(r"(\d+)_", path.name)
+    if prefix is None:
+        return []
+    expected = f"# {int(prefix.group(1))}. "
+    first = notebook.cells[0] if notebook.cells else None
+    if first is None or first.cell_type != "markdown" or not first.source.startswith(expected):
+        return [f"the first cell must be the title, starting with {expected!r}"]
+    return []
+
+
 # Each rule reads a notebook and returns its problems; a clean chapter has none.
 NOTEBOOK_CHECKS = {
     "ran every cell once in order": execution_problems,
@@ -508,6 +524,7 @@ def check(path: Path, root: Path = ROOT) -> list[str]:
         *(problem for rule in NOTEBOOK_CHECKS.values() for problem in rule(notebook)),
         *layout_problems(path),
         *launch_link_problems(notebook, path, root),
+        *title_problems(notebook, path),
     ]
 
 
