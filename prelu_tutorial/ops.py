@@ -531,6 +531,45 @@ def _fused_prelu(x: tf.Tensor, alpha: tf.Tensor):
     return _fused_forward_in_graph(x, alpha, shared, True), gradient
 
 
+@tf.custom_gradient
+def _graph_prelu_uncompiled(x: tf.Tensor, alpha: tf.Tensor):
+    """The graph path when a size other than the batch's is unknown: the same formulas, uncompiled.
+
+    A graph traced with unknown image sizes (a ``tf.function`` relaxed by
+    ``reduce_retracing``, as Keras' ``train_on_batch`` is after its second
+    input shape) runs for every size it is given; the XLA kernels would be
+    compiled once per run-time shape, a compile storm when sizes vary. The
+    same forward pass (the sum TFLite fuses) and gradients as plain ops cost
+    nothing per new shape. Where only the batch size is unknown (Keras'
+    ``fit`` traces its step so) the compiled kernels run: a compile per batch
+    size, and there are few.
+    """
+    shared = (True,) * (x.shape.rank - alpha.shape.rank) + tuple(size == 1 for size in alpha.shape)
+
+    def gradient(upstream: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        dx, dalpha_terms = _gradients(x, alpha, upstream)
+        axes = [axis for axis, is_shared in enumerate(shared) if is_shared]
+        dalpha = tf.reshape(tf.reduce_sum(dalpha_terms, axes), tf.shape(alpha))
+        return dx, tf.cast(dalpha, alpha.dtype)
+
+    return _uncompiled_forward(x, alpha, shared), gradient
+
+
+def _uncompiled_forward(x: tf.Tensor, alpha: tf.Tensor, shared: tuple[bool, ...]) -> tf.Tensor:
+    """:func:`_fused_forward_body`'s values in a graph, computing one form, not both.
+
+    Compiled, the select between the TFLite sum and the definition costs
+    nothing (XLA fuses both into one pass); as plain ops it would run both. A
+    ``tf.cond`` on alpha being finite runs one; with a frozen, finite alpha
+    the TFLite converter folds the condition and sees the sum.
+    """
+    return tf.cond(
+        tf.reduce_all(tf.math.is_finite(alpha)),
+        lambda: _fused_forward_body(x, alpha, shared, True),
+        lambda: _definition(x, alpha),
+    )
+
+
 # When prelu compiles: the policy for variable shapes ---------------------------
 
 _COMPILE_AT_SIGHTING = 2
@@ -607,9 +646,12 @@ def prelu(x, alpha) -> tf.Tensor:
       formulas as plain TensorFlow ops (the same bits): a loop over many
       distinct sizes costs about what ``prelu_where`` costs, and the
       compiled kernels stay bounded.
-    * Inside a ``tf.function``, the kernels are compiled when the function
-      runs, once per run-time shape; a function retraced per shape compiles
-      per shape. Give such functions a fixed signature, or bucket sizes.
+    * Inside a ``tf.function`` whose trace knows every size but the
+      batch's (Keras' ``fit`` traces its step so), the kernels are compiled
+      when it runs, once per batch size. A trace with an unknown image size
+      (a signature with ``None`` there, or Keras' ``train_on_batch`` relaxed
+      by varying sizes) runs the same formulas uncompiled: no compile per new
+      size. A function retraced per static shape still compiles per trace.
     * If ``x``'s rank or ``alpha``'s shape is not static, it always runs
       unfused: same values and gradients.
 
@@ -634,9 +676,16 @@ def prelu(x, alpha) -> tf.Tensor:
     x, alpha = _validate(x, alpha)
     if x.shape.rank is None or not alpha.shape.is_fully_defined():
         return _prelu_unfused(x, alpha)
-    if tf.executing_eagerly() and not _compiles_in_eager(x, alpha):
-        return _prelu_unfused(x, alpha)
-    y = _fused_prelu(x, alpha)
+    if tf.executing_eagerly():
+        if not _compiles_in_eager(x, alpha):
+            return _prelu_unfused(x, alpha)
+        y = _fused_prelu(x, alpha)
+    elif None not in x.shape.as_list()[1:]:
+        # Every size but the batch's is static (Keras' fit traces its step so):
+        # a compile per batch size, and there are few.
+        y = _fused_prelu(x, alpha)
+    else:
+        y = _graph_prelu_uncompiled(x, alpha)
     if _sizes_are_certain(x, alpha):
         return y
     return _with_shape_of(y, x, alpha)
