@@ -641,7 +641,8 @@ def prelu(x, alpha) -> tf.Tensor:
 
     Variable shapes. XLA compiles each new shape (about 0.2 s on a CPU), so:
 
-    * Eagerly, a shape is compiled the second time it is seen; its first
+    * Eagerly, a shape is compiled the second time it is seen (above rank
+      8, which only XLA broadcasts, the first time); its first
       call, and every call once 32 shapes are compiled, runs the same
       formulas as plain TensorFlow ops (the same bits): a loop over many
       distinct sizes costs about what ``prelu_where`` costs, and the
@@ -677,12 +678,14 @@ def prelu(x, alpha) -> tf.Tensor:
     if x.shape.rank is None or not alpha.shape.is_fully_defined():
         return _prelu_unfused(x, alpha)
     if tf.executing_eagerly():
-        if not _compiles_in_eager(x, alpha):
+        # Above rank 8 only XLA broadcasts: such shapes compile at first sight.
+        if x.shape.rank <= _MAX_BROADCAST_RANK and not _compiles_in_eager(x, alpha):
             return _prelu_unfused(x, alpha)
         y = _fused_prelu(x, alpha)
-    elif None not in x.shape.as_list()[1:]:
+    elif None not in x.shape.as_list()[1:] or x.shape.rank > _MAX_BROADCAST_RANK:
         # Every size but the batch's is static (Keras' fit traces its step so):
-        # a compile per batch size, and there are few.
+        # a compile per batch size, and there are few. Above rank 8 only XLA
+        # broadcasts, so such a graph compiles whatever its sizes.
         y = _fused_prelu(x, alpha)
     else:
         y = _graph_prelu_uncompiled(x, alpha)

@@ -60,3 +60,17 @@ def test_the_uncompiled_graph_path_gives_the_compiled_paths_values(alpha):
     np.testing.assert_array_equal(y.numpy(), ops.prelu(upstream_free, alpha).numpy())
     np.testing.assert_array_equal(dx.numpy(), dx_static.numpy())
     np.testing.assert_allclose(dalpha.numpy(), dalpha_static.numpy(), rtol=1e-6)
+
+
+def test_above_rank_8_unknown_sizes_still_compute():
+    # TensorFlow's broadcasting kernels stop at rank 8; XLA's do not, so these compile.
+    rng = np.random.default_rng(4)
+    x = tf.constant(rng.standard_normal((2, 1, 2, 1, 2, 1, 2, 1, 2, 3)).astype(np.float32))
+    for alpha in (tf.constant([0.1, -0.2, 0.3]), tf.fill([1, 2, 1, 2, 1, 2, 1, 2, 3], 0.5)):
+        step = tf.function(_step, input_signature=[tf.TensorSpec([None] * 9 + [3]),
+                                                   tf.TensorSpec(alpha.shape)])
+        y, dx, dalpha = step(x, alpha)
+        eager_y, eager_dx, eager_dalpha = _step(x, alpha)
+        np.testing.assert_array_equal(y.numpy(), eager_y.numpy())
+        np.testing.assert_array_equal(dx.numpy(), eager_dx.numpy())
+        np.testing.assert_allclose(dalpha.numpy(), eager_dalpha.numpy(), rtol=1e-6)
