@@ -76,12 +76,13 @@ def load_library() -> ModuleType:
     Raises:
         CompilerNotFoundError: If the library must be built and no C++
             compiler is installed.
-        RuntimeError: If the compiler fails.
+        RuntimeError: If the build fails, or the library does not load even
+            when built anew (see :func:`.build.load`).
     """
     global _library
     with _lock:
         if _library is None:
-            library = tf.load_op_library(str(_build.build()))
+            library = _build.load()
             for op_type, function in (
                 ("PreluTutorial>Prelu", _prelu_gradient),
                 ("PreluTutorial>PreluGrad", _prelu_grad_gradient),
