@@ -236,7 +236,8 @@ void ForwardRow(const T* __restrict x, const Ta* __restrict alpha,
                 T* __restrict y, int64_t n) {
   for (int64_t k = 0; k < n; ++k) {
     const T v = x[k];
-    const T scaled = static_cast<T>(static_cast<W>(alpha[k]) * static_cast<W>(v));
+    const W product = static_cast<W>(alpha[k]) * static_cast<W>(v);
+    const T scaled = static_cast<T>(product);
     y[k] = v > T(0) ? v : scaled;
   }
 }
@@ -262,7 +263,8 @@ void BackwardRow(const T* __restrict dy, const T* __restrict x,
   for (int64_t k = 0; k < n; ++k) {
     const T v = x[k];
     const T d = dy[k];
-    const T scaled = static_cast<T>(static_cast<W>(alpha[k]) * static_cast<W>(d));
+    const W product = static_cast<W>(alpha[k]) * static_cast<W>(d);
+    const T scaled = static_cast<T>(product);
     const W term = static_cast<W>(d) * (v > T(0) ? W(0) : static_cast<W>(v));
     dx[k] = v > T(0) ? d : scaled;
     partial[k] += term;
