@@ -118,9 +118,13 @@ struct Layout {
   std::vector<int64_t> sizes;
   std::vector<int64_t> alpha_strides;  // 0 on a shared axis
   std::vector<int64_t> line_strides;   // lines per step along the axis
+  // Every line starts at alpha[0] (channels last, one shared alpha): the
+  // common case skips the divisions below.
+  bool lines_start_at_0 = true;
 
   // Where the alphas of line `line` start.
   int64_t AlphaOffset(int64_t line) const {
+    if (lines_start_at_0) return 0;
     int64_t offset = 0;
     for (int j = static_cast<int>(sizes.size()) - 1; j >= 0 && line > 0; --j) {
       offset += (line % sizes[j]) * alpha_strides[j];
@@ -189,6 +193,7 @@ absl::Status GetLayout(const TensorShape& x, const TensorShape& alpha,
   for (int j = merged - 1; j >= 0; --j) {
     if (kept[j]) {
       layout->alpha_strides[j] = alpha_stride;
+      layout->lines_start_at_0 = false;
       alpha_stride *= sizes[j];
     }
     layout->line_strides[j] = line_stride;
