@@ -165,6 +165,17 @@ def test_cache_folder_that_cannot_be_created_is_a_runtime_error_naming_it(
     assert calls(fake_compiler) == 0
 
 
+@pytest.mark.parametrize("command", ["build", "path"])
+def test_cli_reports_a_cache_folder_that_cannot_be_created_and_exits_1(
+    fake_compiler, tmp_path, monkeypatch, capsys, command
+):
+    in_the_way = tmp_path / "a-file"
+    in_the_way.write_text("not a folder")
+    monkeypatch.setenv("PRELU_TUTORIAL_CACHE", str(in_the_way / "cache"))
+    assert custom_op_cli([command]) == 1
+    assert "PRELU_TUTORIAL_CACHE" in capsys.readouterr().err
+
+
 def test_compiler_that_overruns_its_time_is_a_runtime_error(fake_compiler, tmp_path, monkeypatch):
     log = use_compiler(tmp_path, monkeypatch, HANGS)
     monkeypatch.setattr(build, "_BUILD_TIMEOUT_SECONDS", 1)
