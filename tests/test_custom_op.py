@@ -398,18 +398,22 @@ def test_alpha_of_any_dtype_gives_pt_prelus_values_and_gradients_bit_for_bit(x_d
     # pt.prelu's semantics: alpha * x taken in float32 (float64 if either
     # is), rounded once to x's dtype; dalpha in alpha's dtype. A float32
     # alpha rounded to float16 first (the op before Talpha) differs by 1 ulp.
+    # Infinities, NaN and signed zeros on two rows.
     rng = np.random.default_rng(3)
-    x_values = rng.uniform(-4, 4, (5, 3, 4)).astype(DTYPES[x_dtype])
+    x_values = rng.uniform(-4, 4, (5, 3, 4))
+    x_values[0, :2] = [[np.inf, -np.inf, np.nan, -0.0], [0.0, -np.inf, -0.0, np.nan]]
+    x_values = x_values.astype(DTYPES[x_dtype])
     alpha_values = np.array([0.1, -0.3, 1.7, 0.2501], DTYPES[alpha_dtype])
     upstream = rng.uniform(-2, 2, x_values.shape).astype(DTYPES[x_dtype])
     wide = np.float64 if "float64" in (x_dtype, alpha_dtype) else np.float32
-    expected_y = np.where(
-        x_values > 0, x_values, (alpha_values.astype(wide) * x_values.astype(wide))
-    ).astype(DTYPES[x_dtype])
-    expected_dx = np.where(
-        x_values > 0, upstream, (alpha_values.astype(wide) * upstream.astype(wide))
-    ).astype(DTYPES[x_dtype])
-    _, expected_dalpha = reference_gradients(x_values, alpha_values, upstream)
+    with np.errstate(invalid="ignore"):
+        expected_y = np.where(
+            x_values > 0, x_values, (alpha_values.astype(wide) * x_values.astype(wide))
+        ).astype(DTYPES[x_dtype])
+        expected_dx = np.where(
+            x_values > 0, upstream, (alpha_values.astype(wide) * upstream.astype(wide))
+        ).astype(DTYPES[x_dtype])
+        _, expected_dalpha = reference_gradients(x_values, alpha_values, upstream)
     results = {}
     for name, function in (("custom_op", custom_op.prelu), ("pt.prelu", pt.prelu)):
         x, alpha = tf.constant(x_values), tf.Variable(alpha_values)
