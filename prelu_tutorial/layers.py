@@ -77,7 +77,9 @@ class PReLU(keras.layers.Layer):
         implementation: ``"xla"`` (default) computes :func:`prelu_tutorial.prelu`;
             ``"custom_op"`` the C++ op of :mod:`prelu_tutorial.custom_op`
             (CPU only, built on first use; same values; exported to TFLite
-            through the same fused pattern as ``"xla"``).
+            through the same fused pattern as ``"xla"``). XLA cannot compile
+            the op, so such a layer sets ``supports_jit = False``: a model
+            compiled with ``jit_compile=True`` trains without XLA.
         **kwargs: Base layer arguments (``name``, ``dtype``, ...).
 
     Raises:
@@ -118,6 +120,10 @@ class PReLU(keras.layers.Layer):
                 f"got {implementation!r}."
             )
         self.implementation = implementation
+        # XLA has no kernel for the C++ op: Keras then trains a model of such
+        # layers without XLA when asked for jit_compile=True (with a warning)
+        # instead of failing inside the compiler.
+        self.supports_jit = implementation != "custom_op"
         self.shared_axes = _normalized_axes(shared_axes)
 
     def _alpha_shape(self, input_shape: tuple) -> tuple[int, ...]:

@@ -18,11 +18,31 @@ from prelu_tutorial.custom_op import build
 from prelu_tutorial.custom_op.__main__ import main as custom_op_cli
 
 FAKE_COMPILER = """#!/bin/sh
-# Stands in for g++: logs the call, waits, writes the output named by -o.
+# Stands in for g++: logs the call, waits, writes the output named by -o:
+# a 64-byte ELF header that passes build's checks but does not load.
 echo call >> "{log}"
 sleep 1
 while [ "$#" -gt 0 ]; do
-  if [ "$1" = "-o" ]; then echo library > "$2"; fi
+  if [ "$1" = "-o" ]; then
+    {{ printf '\\177ELF\\002\\001\\001'; head -c 57 /dev/zero; }} > "$2"
+  fi
+  shift
+done
+"""
+# Compilers that exit 0 and leave a wrong output behind, or hang.
+WRITES_NOTHING = 'echo call >> "{log}"\n'
+WRITES_TEXT = """echo call >> "{log}"
+while [ "$#" -gt 0 ]; do
+  if [ "$1" = "-o" ]; then echo "not a library" > "$2"; fi
+  shift
+done
+"""
+HANGS = 'echo call >> "{log}"\nexec sleep 60\n'
+# Copies a real library to -o, to rebuild without compiling.
+COPIES = """#!/bin/sh
+echo call >> "{log}"
+while [ "$#" -gt 0 ]; do
+  if [ "$1" = "-o" ]; then cp "{library}" "$2"; fi
   shift
 done
 """
@@ -37,6 +57,16 @@ def fake_compiler(tmp_path, monkeypatch):
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("CXX", str(script))
     monkeypatch.setenv("PRELU_TUTORIAL_CACHE", str(tmp_path / "cache"))
+    return log
+
+
+def use_compiler(tmp_path, monkeypatch, body: str):
+    """Makes $CXX a shell script with ``body``; returns the file that counts its calls."""
+    log = tmp_path / "calls.log"
+    script = tmp_path / "other-g++"
+    script.write_text("#!/bin/sh\n" + body.format(log=log))
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("CXX", str(script))
     return log
 
 
@@ -103,3 +133,110 @@ def test_session_library_is_loaded_from_the_cache_without_recompiling(
     monkeypatch.setattr(build.subprocess, "run", no_compiler)
     assert build.build() == path
     assert path.stat().st_mtime_ns == modified
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [(WRITES_NOTHING, "is empty"), (WRITES_TEXT, "is not a shared library")],
+    ids=["nothing", "text"],
+)
+def test_compiler_that_exits_0_without_a_library_caches_nothing(
+    fake_compiler, tmp_path, monkeypatch, body, reason
+):
+    use_compiler(tmp_path, monkeypatch, body)
+    with pytest.raises(RuntimeError, match=reason):
+        build.build()
+    assert not build.library_path().exists()
+    assert list(build.cache_dir().glob("*.partial")) == []
+    monkeypatch.setenv("CXX", str(tmp_path / "fake-g++"))
+    assert build.build().read_bytes().startswith(b"\x7fELF")
+
+
+def test_cache_folder_that_cannot_be_created_is_a_runtime_error_naming_it(
+    fake_compiler, tmp_path, monkeypatch
+):
+    in_the_way = tmp_path / "a-file"
+    in_the_way.write_text("not a folder")
+    monkeypatch.setenv("PRELU_TUTORIAL_CACHE", str(in_the_way / "cache"))
+    for call in (build.cache_dir, build.library_path, build.build, build.load):
+        with pytest.raises(RuntimeError, match="PRELU_TUTORIAL_CACHE") as error:
+            call()
+        assert str(in_the_way / "cache") in str(error.value)
+    assert calls(fake_compiler) == 0
+
+
+@pytest.mark.parametrize("command", ["build", "path"])
+def test_cli_reports_a_cache_folder_that_cannot_be_created_and_exits_1(
+    fake_compiler, tmp_path, monkeypatch, capsys, command
+):
+    in_the_way = tmp_path / "a-file"
+    in_the_way.write_text("not a folder")
+    monkeypatch.setenv("PRELU_TUTORIAL_CACHE", str(in_the_way / "cache"))
+    assert custom_op_cli([command]) == 1
+    assert "PRELU_TUTORIAL_CACHE" in capsys.readouterr().err
+
+
+def test_compiler_that_overruns_its_time_is_a_runtime_error(fake_compiler, tmp_path, monkeypatch):
+    log = use_compiler(tmp_path, monkeypatch, HANGS)
+    monkeypatch.setattr(build, "_BUILD_TIMEOUT_SECONDS", 1)
+    with pytest.raises(RuntimeError, match="did not finish within 1 s"):
+        build.build()
+    assert calls(log) == 1
+    assert not build.library_path().exists()
+    assert list(build.cache_dir().glob("*.partial")) == []
+
+
+@pytest.mark.parametrize("cached", [b"", b"\x7fELF cut short"], ids=["empty", "cut_short"])
+def test_cached_library_that_does_not_load_is_rebuilt_once_then_named(fake_compiler, cached):
+    # The fake compiler's output does not load either: one rebuild, then an
+    # error that names the file and the way out. An empty file is what a
+    # compiler that wrote nothing used to leave in the cache.
+    build.library_path().write_bytes(cached)
+    with pytest.raises(RuntimeError, match="PRELU_TUTORIAL_CACHE") as error:
+        build.load()
+    assert str(build.library_path()) in str(error.value)
+    assert calls(fake_compiler) == 1
+
+
+def test_library_just_built_that_does_not_load_is_not_built_again(fake_compiler):
+    with pytest.raises(RuntimeError, match="does not load as built"):
+        build.load()
+    assert calls(fake_compiler) == 1
+
+
+LOAD_SCRIPT = """
+import tensorflow as tf
+from prelu_tutorial.custom_op import op
+library = op.load_library()
+print(op.prelu(tf.constant([-2.0, 3.0]), 0.5).numpy().tolist())
+"""
+
+
+def test_cached_library_cut_short_is_rebuilt_and_loads(custom_op_library, tmp_path):
+    # In another process: this one has the ops registered already. The
+    # "compiler" copies the real library, so the rebuild takes no compile.
+    real = build.library_path()
+    log = tmp_path / "calls.log"
+    script = tmp_path / "copy-g++"
+    script.write_text(COPIES.format(log=log, library=real))
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / real.name).write_bytes(real.read_bytes()[:4096])
+    environment = dict(
+        os.environ,
+        CXX=str(script),
+        PRELU_TUTORIAL_CACHE=str(cache),
+        PYTHONPATH=os.pathsep.join(sys.path),
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD_SCRIPT],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split("\n")[-2] == "[-1.0, 3.0]"
+    assert calls(log) == 1
+    assert (cache / real.name).read_bytes() == real.read_bytes()

@@ -1,10 +1,13 @@
 """prelu_tutorial.layers.PReLU: shapes, arguments, errors, saving, precision, training."""
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from cases import small_model
+from tensorflow.python.framework import config as framework_config
 
 import prelu_tutorial as pt
 from prelu_tutorial import ops
@@ -295,3 +298,60 @@ def test_keras_file_round_trip_keeps_the_custom_op_and_outputs(custom_op_library
         "custom_op",
     ]
     np.testing.assert_array_equal(loaded(x).numpy(), model(x).numpy())
+
+
+@pytest.fixture
+def op_determinism_off():
+    """Op determinism makes Keras turn XLA off for every model: off for one test."""
+    was_on = framework_config.is_op_determinism_enabled()
+    framework_config.disable_op_determinism()
+    yield
+    if was_on:
+        tf.config.experimental.enable_op_determinism()
+
+
+@pytest.mark.parametrize("implementation", pt.layers.IMPLEMENTATIONS)
+def test_fit_with_jit_compile_trains_and_uses_xla_unless_the_layer_is_the_custom_op(
+    implementation, op_determinism_off, request
+):
+    if implementation == "custom_op":
+        request.getfixturevalue("custom_op_library")
+    rng = np.random.default_rng(15)
+    x = rng.standard_normal((16, 6, 6, 3)).astype(np.float32)
+    y = rng.standard_normal((16, 1)).astype(np.float32)
+    model = small_model(implementation)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse", jit_compile=True)
+        history = model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    refused = [w for w in caught if "doesn't support `jit_compile=True`" in str(w.message)]
+    assert np.isfinite(history.history["loss"][0])
+    assert model.jit_compile is (implementation == "xla")
+    assert len(refused) == (implementation == "custom_op")
+
+
+def test_mixed_float16_custom_op_gives_the_xla_layers_bits(custom_op_library, float32_policy):
+    # alpha stays a float32 variable: both take alpha * x in float32 and round
+    # once to float16. The op used to round alpha to float16 first.
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    rng = np.random.default_rng(16)
+    x = tf.constant(rng.uniform(-8, 8, (4, 8, 8, 16)), tf.float16)
+    results = {}
+    for implementation in pt.layers.IMPLEMENTATIONS:
+        layer = pt.PReLU(
+            alpha_initializer=keras.initializers.RandomUniform(-1.0, 1.0, seed=5),
+            implementation=implementation,
+        )
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+        dx, dalpha = tape.gradient(y, [x, layer.alpha.value])
+        results[implementation] = (y.numpy(), dx.numpy(), dalpha.numpy())
+    (y_op, dx_op, dalpha_op), (y_xla, dx_xla, dalpha_xla) = (
+        results["custom_op"],
+        results["xla"],
+    )
+    assert y_op.dtype == np.float16 and dalpha_op.dtype == np.float32
+    np.testing.assert_array_equal(y_op.view(np.uint16), y_xla.view(np.uint16))
+    np.testing.assert_array_equal(dx_op.view(np.uint16), dx_xla.view(np.uint16))
+    np.testing.assert_allclose(dalpha_op, dalpha_xla, rtol=1e-5)

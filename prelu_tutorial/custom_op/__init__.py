@@ -2,11 +2,13 @@
 
 ``prelu_tutorial.custom_op.prelu(x, alpha)`` computes PReLU with the op;
 ``pt.PReLU(implementation="custom_op")`` uses it in a layer. The source is
-``prelu_op.cc`` next to this file: the registration, the shape functions,
-the forward kernel and one backward kernel that writes ``dx`` and sums
-``dalpha`` in the same pass. :mod:`.build` compiles it with the installed
-TensorFlow's flags into a cache folder; :mod:`.op` loads it and registers the
-gradients. Build ahead of time with ``python -m prelu_tutorial.custom_op build``.
+``prelu_op.cc`` next to this file: the registration of the ops
+``PreluTutorial>Prelu`` and ``PreluTutorial>PreluGrad``, their shape
+functions, the forward kernel and one backward kernel that writes ``dx`` and
+sums ``dalpha`` in the same pass. :mod:`.build` compiles it with the
+installed TensorFlow's flags into a cache folder and loads it; :mod:`.op`
+registers the gradients and defines :func:`prelu`. Build ahead of time with
+``python -m prelu_tutorial.custom_op build``.
 """
 
 from prelu_tutorial.custom_op import build, op

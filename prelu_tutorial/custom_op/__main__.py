@@ -17,7 +17,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Returns:
         0 when the library is built (or already cached), 1 when no compiler is
-        found or the build fails (the reason goes to stderr).
+        found, the cache folder cannot be created or the build fails (the
+        reason goes to stderr).
     """
     parser = argparse.ArgumentParser(
         prog="python -m prelu_tutorial.custom_op",
@@ -26,11 +27,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("command", choices=["build", "path"], help="build it, or print its path")
     parser.add_argument("--force", action="store_true", help="rebuild even if cached")
     args = parser.parse_args(argv)
-    if args.command == "path":
-        print(build.library_path())
-        return 0
     try:
-        path = build.build(force=args.force)
+        if args.command == "path":
+            path = build.library_path()
+        else:
+            path = build.build(force=args.force)
     except RuntimeError as error:
         print(error, file=sys.stderr)
         return 1

@@ -6,7 +6,12 @@ source, the flags and the TensorFlow version: a new TensorFlow or an edited
 source builds anew, everything else loads the file already there. Two
 processes that build at once do not corrupt it: a file lock lets one build
 while the other waits, and the compiler writes a temporary file that
-``os.replace`` moves into place in one step.
+``os.replace`` moves into place in one step, only once it is a non-empty
+shared library. A cached file that does not load (cut short, or damaged) is
+built anew once by :func:`load`; if that does not load either, the error
+names the file and ``PRELU_TUTORIAL_CACHE``. Every failure of the build
+(no cache folder, a compiler that fails, writes nothing or overruns its
+time) is a ``RuntimeError`` that says what went wrong.
 
 The cache folder is ``$PRELU_TUTORIAL_CACHE`` if set, else
 ``~/.cache/prelu_tutorial``.
@@ -18,10 +23,12 @@ import contextlib
 import hashlib
 import os
 import shutil
+import struct
 import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import ModuleType
 
 import tensorflow as tf
 
@@ -34,6 +41,7 @@ __all__ = [
     "find_compiler",
     "library_path",
     "build",
+    "load",
 ]
 
 SOURCE = Path(__file__).with_name("prelu_op.cc")
@@ -44,6 +52,16 @@ OPTIMIZATION_FLAGS = ("-O3", "-fno-trapping-math")
 
 _COMPILERS = ("g++", "c++", "clang++")
 _BUILD_TIMEOUT_SECONDS = 600
+# The first bytes of a shared library: ELF (Linux), Mach-O 32/64-bit either
+# byte order, and a universal Mach-O (macOS).
+_LIBRARY_MAGIC = (
+    b"\x7fELF",
+    b"\xfe\xed\xfa\xce",
+    b"\xfe\xed\xfa\xcf",
+    b"\xce\xfa\xed\xfe",
+    b"\xcf\xfa\xed\xfe",
+    b"\xca\xfe\xba\xbe",
+)
 
 
 class CompilerNotFoundError(RuntimeError):
@@ -55,10 +73,20 @@ def cache_dir() -> Path:
 
     Returns:
         ``$PRELU_TUTORIAL_CACHE`` if set, else ``~/.cache/prelu_tutorial``.
+
+    Raises:
+        RuntimeError: If the folder cannot be created (a file in the way, no
+            permission); the message names it and ``PRELU_TUTORIAL_CACHE``.
     """
     folder = os.environ.get("PRELU_TUTORIAL_CACHE") or Path.home() / ".cache" / "prelu_tutorial"
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise RuntimeError(
+            f"The PReLU op's cache folder {folder} cannot be created ({error}). Set "
+            "PRELU_TUTORIAL_CACHE to a folder you can write to."
+        ) from error
     return folder
 
 
@@ -145,6 +173,45 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _library_fault(path: str | os.PathLike) -> str | None:
+    """Why ``path`` cannot be a whole shared library, or ``None`` if it may be.
+
+    Checks the first bytes (ELF or Mach-O) and, for ELF, that the file reaches
+    the end of its section header table, which the linker writes last: the
+    dynamic loader maps a library cut short and the process dies of SIGBUS,
+    instead of ``tf.load_op_library`` raising an error.
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(64)
+    if not head:
+        return "is empty"
+    if head[:4] not in _LIBRARY_MAGIC:
+        return "is not a shared library"
+    if head[:4] == b"\x7fELF":
+        if len(head) < 64:
+            return "is cut short"
+        order = "<" if head[5] == 1 else ">"
+        if head[4] == 2:  # ELF64: e_shoff at 0x28, e_shentsize and e_shnum at 0x3A
+            (offset,) = struct.unpack_from(order + "Q", head, 0x28)
+            size, count = struct.unpack_from(order + "HH", head, 0x3A)
+        else:  # ELF32: e_shoff at 0x20, e_shentsize and e_shnum at 0x2E
+            (offset,) = struct.unpack_from(order + "I", head, 0x20)
+            size, count = struct.unpack_from(order + "HH", head, 0x2E)
+        if os.path.getsize(path) < offset + size * count:
+            return "is cut short"
+    return None
+
+
+def _check_library(path: str | os.PathLike, compiler: str) -> None:
+    """Raises RuntimeError unless the compiler's output may be a whole shared library."""
+    fault = _library_fault(path)
+    if fault is not None:
+        raise RuntimeError(
+            f"Building the PReLU op failed: {Path(compiler).name} exited with 0 but its output "
+            f"{path} {fault}; nothing was cached. Check the compiler ($CXX)."
+        )
+
+
 def build(force: bool = False) -> Path:
     """Builds the library unless the cache already holds it.
 
@@ -156,32 +223,94 @@ def build(force: bool = False) -> Path:
 
     Raises:
         CompilerNotFoundError: If no C++ compiler is installed.
-        RuntimeError: If the compiler fails (its messages are included).
+        RuntimeError: If the cache folder cannot be created or written, or
+            the compiler fails (its messages are included), overruns its
+            time, or exits without writing a shared library. Nothing is
+            cached then.
     """
     target = library_path()
     if target.exists() and not force:
         return target
     compiler = find_compiler()
-    with _file_lock(target.with_suffix(".lock")):
-        # Another process may have built it while this one waited for the lock.
-        if target.exists() and not force:
-            return target
-        handle, partial = tempfile.mkstemp(dir=target.parent, suffix=".so.partial")
-        os.close(handle)
-        try:
-            result = subprocess.run(
-                compile_command(partial, compiler),
-                capture_output=True,
-                text=True,
-                timeout=_BUILD_TIMEOUT_SECONDS,
-            )
-            if result.returncode != 0:
-                raise RuntimeError(
-                    f"Building the PReLU op failed ({Path(compiler).name} exited with "
-                    f"{result.returncode}):\n{result.stderr[-4000:]}"
-                )
-            os.replace(partial, target)
-        finally:
-            if os.path.exists(partial):
-                os.remove(partial)
+    try:
+        with _file_lock(target.with_suffix(".lock")):
+            # Another process may have built it while this one waited for the lock.
+            if target.exists() and not force:
+                return target
+            handle, partial = tempfile.mkstemp(dir=target.parent, suffix=".so.partial")
+            os.close(handle)
+            try:
+                _compile(partial, compiler)
+                os.replace(partial, target)
+            finally:
+                if os.path.exists(partial):
+                    os.remove(partial)
+    except OSError as error:
+        raise RuntimeError(
+            f"Building the PReLU op failed: cannot write to the cache folder {target.parent} "
+            f"({error}). Set PRELU_TUTORIAL_CACHE to a folder you can write to."
+        ) from error
     return target
+
+
+def _compile(output: str, compiler: str) -> None:
+    """Runs the compiler into ``output`` and checks what it wrote."""
+    try:
+        result = subprocess.run(
+            compile_command(output, compiler),
+            capture_output=True,
+            text=True,
+            timeout=_BUILD_TIMEOUT_SECONDS,
+        )
+    except subprocess.TimeoutExpired as error:
+        raise RuntimeError(
+            f"Building the PReLU op failed: {Path(compiler).name} did not finish within "
+            f"{_BUILD_TIMEOUT_SECONDS} s and was stopped; nothing was cached."
+        ) from error
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"Building the PReLU op failed ({Path(compiler).name} exited with "
+            f"{result.returncode}):\n{result.stderr[-4000:]}"
+        )
+    _check_library(output, compiler)
+
+
+def load() -> ModuleType:
+    """Builds the library if needed and loads it with ``tf.load_op_library``.
+
+    A cached library that does not load (cut short or damaged) is built
+    anew, once; a library just built that does not load is not.
+
+    Returns:
+        The module of generated wrappers that ``tf.load_op_library`` returns.
+
+    Raises:
+        CompilerNotFoundError: If the library must be built and no C++
+            compiler is installed.
+        RuntimeError: If the build fails (see :func:`build`), or the library
+            does not load as built; the message names the file and
+            ``PRELU_TUTORIAL_CACHE``.
+    """
+    cached = library_path().exists()
+    path = build()
+    # A cached file cut short would crash the loader: rebuild without loading it.
+    if not (cached and _library_fault(path)):
+        try:
+            return tf.load_op_library(str(path))
+        except (tf.errors.OpError, OSError) as error:
+            if not cached:
+                raise _does_not_load(path, error, "as built") from error
+    path = build(force=True)
+    try:
+        return tf.load_op_library(str(path))
+    except (tf.errors.OpError, OSError) as error:
+        raise _does_not_load(path, error, "even built anew") from error
+
+
+def _does_not_load(path: Path, error: Exception, when: str) -> RuntimeError:
+    """The error for a library that ``tf.load_op_library`` refuses."""
+    return RuntimeError(
+        f"The PReLU op's library {path} does not load {when}: {type(error).__name__}: "
+        f"{error}. Delete it, or set PRELU_TUTORIAL_CACHE to another folder, and check "
+        "that $CXX is a C++ compiler for this machine's TensorFlow."
+    )

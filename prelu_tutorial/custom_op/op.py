@@ -32,59 +32,34 @@ def _sum_to_alpha(values: tf.Tensor, x: tf.Tensor, alpha: tf.Tensor) -> tf.Tenso
 
 
 def _prelu_gradient(op: tf.Operation, upstream: tf.Tensor) -> list[tf.Tensor]:
-    """Gradient of PReLU: the PReLUGrad kernel, dx and dalpha in one pass."""
+    """Gradient of PreluTutorial>Prelu: the PreluGrad kernel, dx and dalpha in one pass."""
     x, alpha = op.inputs
-    return list(_library.p_re_lu_grad(upstream, x, alpha))
+    return list(_library.prelu_tutorial_prelu_grad(upstream, x, alpha))
 
 
 def _prelu_grad_gradient(
     op: tf.Operation, grad_dx: tf.Tensor, grad_dalpha: tf.Tensor
 ) -> list[tf.Tensor]:
-    """Gradient of PReLUGrad (dx, dalpha) with respect to (dy, x, alpha).
+    """Gradient of PreluGrad (dx, dalpha) with respect to (dy, x, alpha).
 
     ``dx = dy if x > 0 else alpha * dy`` is linear in ``dy`` and
     ``alpha`` and flat in ``x``; ``dalpha = sum(dy * min(x, 0))`` is
-    linear in ``dy`` and has slope ``dy`` in ``x`` where ``x <= 0``.
+    linear in ``dy`` and has slope ``dy`` in ``x`` where ``x <= 0``. Products
+    are taken in the wide dtype and rounded once, as the kernels do.
     """
     dy, x, alpha = op.inputs
+    wide = wide_dtype(x.dtype, alpha.dtype)
     positive = x > 0
     zeros = tf.zeros_like(x)
     # dalpha's gradient has alpha's shape; broadcasting spreads it over x.
-    spread = tf.cast(grad_dalpha, x.dtype)
-    grad_dy = _library.p_re_lu_grad(grad_dx, x, alpha)[0]
-    grad_dy += tf.where(positive, zeros, spread * x)
-    grad_x = tf.where(positive, zeros, spread * dy)
-    wide = tf.float32 if x.dtype in (tf.float16, tf.bfloat16) else x.dtype
+    spread = tf.cast(grad_dalpha, wide)
+    grad_dy = _library.prelu_tutorial_prelu_grad(grad_dx, x, alpha)[0]
+    grad_dy += tf.where(positive, zeros, tf.cast(spread * tf.cast(x, wide), x.dtype))
+    grad_x = tf.where(positive, zeros, tf.cast(spread * tf.cast(dy, wide), x.dtype))
     products = tf.cast(grad_dx, wide) * tf.cast(dy, wide)
     terms = tf.where(positive, tf.zeros_like(products), products)
     grad_alpha = tf.cast(_sum_to_alpha(terms, x, alpha), alpha.dtype)
     return [grad_dy, grad_x, grad_alpha]
-
-
-def _prelu_mixed(library: ModuleType, x: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
-    """The op for an ``alpha`` of another dtype than ``x``; dalpha arrives in alpha's dtype.
-
-    The forward and dx run in x's dtype through the kernels; dalpha is summed
-    in float32 (float64 if either input is float64) straight from ``x`` and
-    ``dy`` and cast once, to alpha's dtype, so it never passes through x's
-    narrower one.
-    """
-
-    @tf.custom_gradient
-    def forward(x, alpha):
-        narrow = tf.cast(alpha, x.dtype)
-        y = library.p_re_lu(x, narrow)
-
-        def backward(dy):
-            dx = library.p_re_lu_grad(dy, x, narrow)[0]
-            wide = wide_dtype(x.dtype, alpha.dtype)
-            products = tf.cast(x, wide) * tf.cast(dy, wide)
-            terms = tf.where(x > 0, tf.zeros_like(products), products)
-            return dx, tf.cast(_sum_to_alpha(terms, x, alpha), alpha.dtype)
-
-        return y, backward
-
-    return forward(x, alpha)
 
 
 def load_library() -> ModuleType:
@@ -94,20 +69,23 @@ def load_library() -> ModuleType:
 
     Returns:
         The module ``tf.load_op_library`` returns, with the Python wrappers
-        ``p_re_lu(x, alpha)`` and ``p_re_lu_grad(dy, x, alpha)``.
+        ``prelu_tutorial_prelu(x, alpha)`` and
+        ``prelu_tutorial_prelu_grad(dy, x, alpha)`` that TensorFlow generates
+        for the ops ``PreluTutorial>Prelu`` and ``PreluTutorial>PreluGrad``.
 
     Raises:
         CompilerNotFoundError: If the library must be built and no C++
             compiler is installed.
-        RuntimeError: If the compiler fails.
+        RuntimeError: If the build fails, or the library does not load even
+            when built anew (see :func:`.build.load`).
     """
     global _library
     with _lock:
         if _library is None:
-            library = tf.load_op_library(str(_build.build()))
+            library = _build.load()
             for op_type, function in (
-                ("PReLU", _prelu_gradient),
-                ("PReLUGrad", _prelu_grad_gradient),
+                ("PreluTutorial>Prelu", _prelu_gradient),
+                ("PreluTutorial>PreluGrad", _prelu_grad_gradient),
             ):
                 # A second import of this module (importlib.reload) finds the
                 # gradient already registered in this process.
@@ -120,26 +98,28 @@ def load_library() -> ModuleType:
 def prelu(x, alpha) -> tf.Tensor:
     """Parametric ReLU computed by the C++ op: ``x`` where ``x > 0``, else ``alpha * x``.
 
-    The same values as :func:`prelu_tutorial.prelu` (NaN stays NaN, ``-0.0``
-    becomes ``alpha * -0.0``) and the same gradients (``alpha`` in ``x`` and
-    ``0`` in ``alpha`` at ``x = 0``); the gradient of ``alpha`` is summed in
-    float32 for 16-bit inputs and has the same bits on any number of
-    threads. It runs on the CPU only, and cannot be compiled by XLA
-    (``jit_compile=True``) or converted to TFLite; ``pt.export.to_tflite``
-    exports a ``pt.PReLU(implementation="custom_op")`` layer through
-    :func:`prelu_tutorial.prelu` instead (the same values).
+    The same values as :func:`prelu_tutorial.prelu`, bit for bit: the
+    product ``alpha * x`` is taken in float32 (float64 if ``x`` or ``alpha``
+    is) and rounded once to ``x``'s dtype, NaN stays NaN, ``-0.0`` becomes
+    ``alpha * -0.0``. The same gradients (``alpha`` in ``x`` and ``0`` in
+    ``alpha`` at ``x = 0``); the gradient of ``alpha`` is summed in float32
+    (float64 if either input is), returned in alpha's dtype, and has the
+    same bits on any number of threads. It runs on the CPU only, and cannot
+    be compiled by XLA (``jit_compile=True``; a model of
+    ``pt.PReLU(implementation="custom_op")`` layers trains without XLA
+    instead) or converted to TFLite; ``pt.export.to_tflite`` exports such a
+    layer through :func:`prelu_tutorial.prelu` instead (the same values).
     The first call builds and loads the library (tens of seconds: a
     compile of about 20 CPU-seconds with g++ 12).
 
     Args:
         x: Floating tensor (float16, bfloat16, float32 or float64).
-        alpha: Number or tensor. A tensor or variable of another floating
-            dtype (a float32 alpha under ``mixed_float16``) keeps it: the
-            gradient of ``alpha`` is summed in float32 or wider and returned
-            in alpha's dtype. A number is cast to ``x``'s dtype. Its shape must
-            broadcast to ``x``'s with the axes of size > 1 contiguous (every
-            layout of :class:`prelu_tutorial.PReLU`: channel-wise, shared, per
-            element, channels first or last).
+        alpha: Number, array or tensor whose shape broadcasts to ``x``'s, on
+            any axes (every layout of :class:`prelu_tutorial.PReLU`, shared
+            axes next to each other or not). A floating tensor, variable or
+            array keeps its dtype (a float32 variable under
+            ``mixed_float16``); a Python number takes ``x``'s dtype, an
+            integer is cast to it.
 
     Returns:
         A tensor with ``x``'s dtype and shape.
@@ -160,16 +140,16 @@ def prelu(x, alpha) -> tf.Tensor:
             f"{x.dtype.name}."
         )
     library = _library or load_library()
-    if isinstance(alpha, (tf.Tensor, tf.Variable)) or hasattr(alpha, "__tf_tensor__"):
-        alpha = tf.convert_to_tensor(alpha)
-        if alpha.dtype in FLOAT_DTYPES and alpha.dtype != x.dtype:
-            # Mixed precision: x in 16 bits, alpha a float32 variable. The
-            # kernel's dalpha has the input's dtype, and casting it back would
-            # round a large float32 sum to float16 (-inf past 65504).
-            return _prelu_mixed(library, x, alpha)
-    alpha = tf.cast(to_tensor(alpha, dtype_hint=x.dtype), x.dtype)
+    if not tf.is_tensor(alpha) and not isinstance(alpha, tf.Variable):
+        alpha = to_tensor(alpha, dtype_hint=x.dtype)
+    # A floating alpha keeps its dtype (a float32 variable behind a float16
+    # x under mixed precision): the kernels take the product in the wider
+    # dtype and return dalpha in alpha's. Others are cast, as by pt.prelu.
+    alpha = tf.convert_to_tensor(alpha)
+    if alpha.dtype not in FLOAT_DTYPES:
+        alpha = tf.cast(alpha, x.dtype)
     try:
-        return library.p_re_lu(x, alpha)
+        return library.prelu_tutorial_prelu(x, alpha)
     except tf.errors.InvalidArgumentError as error:
         if not tf.executing_eagerly():
             raise

@@ -6,18 +6,26 @@
 //   dx = dy             if x > 0, else alpha * dy
 //   dalpha = sum of dy * min(x, 0) over the axes alpha is shared on
 //
-// x is seen as a 3-D array (outer, channels, inner): alpha holds one value per
-// channel, the axes of size > 1 in alpha must be contiguous, so every layout
-// pt.PReLU produces (channel-wise channels_last or channels_first, shared,
-// per element) is plain index arithmetic. A NaN x is "not > 0", so it takes
-// the alpha * x branch and stays NaN.
+// alpha has its own dtype (Talpha): under mixed precision x is float16 and
+// alpha a float32 variable. Each product is taken in the wide dtype (float32,
+// or float64 if x or alpha is) and rounded once to x's dtype, and dalpha is
+// summed in the wide dtype and returned in alpha's: the semantics of
+// pt.prelu, bit for bit. A NaN x is "not > 0", so it takes the alpha * x
+// branch and stays NaN. alpha broadcasts to x on any of its axes: they need
+// not be next to each other.
+//
+// The ops live in the namespace "PreluTutorial>", so TensorFlow's generated
+// Python wrappers are prelu_tutorial_prelu and prelu_tutorial_prelu_grad.
 //
 // Build: see prelu_tutorial/custom_op/build.py (g++ with tf.sysconfig flags).
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
@@ -36,8 +44,9 @@ using ::tensorflow::shape_inference::ShapeHandle;
 
 // ---------------------------------------------------------------------------
 // [registration]
-// Checks, as far as the static shapes tell, that alpha fits x: no more axes
-// than x, each axis 1 or x's size, and the axes of size > 1 contiguous.
+// Rejects only what the static shapes prove wrong: alpha with more axes than
+// x, or an axis where alpha's size is neither 1 nor x's. An unknown size
+// proves nothing; the kernel checks it when it runs.
 absl::Status CheckAlphaShape(InferenceContext* c, ShapeHandle x,
                              ShapeHandle alpha) {
   if (!c->RankKnown(x) || !c->RankKnown(alpha)) return absl::OkStatus();
@@ -49,33 +58,23 @@ absl::Status CheckAlphaShape(InferenceContext* c, ShapeHandle x,
         "shape ", c->DebugString(x), ": ", reason));
   };
   if (alpha_rank > x_rank) return error("alpha has more axes than x");
-  int first = -1, last = -1;
   for (int k = 0; k < alpha_rank; ++k) {
     DimensionHandle a = c->Dim(alpha, k);
     DimensionHandle d = c->Dim(x, x_rank - alpha_rank + k);
-    if (!c->ValueKnown(a)) return absl::OkStatus();
-    if (c->Value(a) == 1) continue;
-    if (c->ValueKnown(d) && c->Value(d) != c->Value(a)) {
+    if (!c->ValueKnown(a) || c->Value(a) == 1 || !c->ValueKnown(d)) continue;
+    if (c->Value(d) != c->Value(a)) {
       return error("each axis of alpha must be 1 or the size of x's axis");
-    }
-    if (first < 0) first = k;
-    last = k;
-  }
-  for (int k = std::max(first, 0); k < last; ++k) {
-    DimensionHandle d = c->Dim(x, x_rank - alpha_rank + k);
-    const bool x_has_size_1 = c->ValueKnown(d) && c->Value(d) == 1;
-    if (c->Value(c->Dim(alpha, k)) == 1 && !x_has_size_1) {
-      return error("the axes where alpha has size > 1 must be contiguous");
     }
   }
   return absl::OkStatus();
 }
 
-REGISTER_OP("PReLU")
+REGISTER_OP("PreluTutorial>Prelu")
     .Input("x: T")
-    .Input("alpha: T")
+    .Input("alpha: Talpha")
     .Output("y: T")
     .Attr("T: {half, bfloat16, float, double}")
+    .Attr("Talpha: {half, bfloat16, float, double}")
     .SetShapeFn([](InferenceContext* c) {
       TF_RETURN_IF_ERROR(CheckAlphaShape(c, c->input(0), c->input(1)));
       c->set_output(0, c->input(0));
@@ -83,13 +82,14 @@ REGISTER_OP("PReLU")
     })
     .Doc("PReLU: x where x > 0, else alpha * x; alpha broadcasts to x.");
 
-REGISTER_OP("PReLUGrad")
+REGISTER_OP("PreluTutorial>PreluGrad")
     .Input("dy: T")
     .Input("x: T")
-    .Input("alpha: T")
+    .Input("alpha: Talpha")
     .Output("dx: T")
-    .Output("dalpha: T")
+    .Output("dalpha: Talpha")
     .Attr("T: {half, bfloat16, float, double}")
+    .Attr("Talpha: {half, bfloat16, float, double}")
     .SetShapeFn([](InferenceContext* c) {
       ShapeHandle x;
       TF_RETURN_IF_ERROR(c->Merge(c->input(0), c->input(1), &x));
@@ -103,11 +103,47 @@ REGISTER_OP("PReLUGrad")
 
 // ---------------------------------------------------------------------------
 // [layout]
-// x as (outer, channels, inner); alpha[c] applies to x[o, c, i].
+// x as lines of `inner` elements. Adjacent axes of x that alpha either keeps
+// (alpha's size is x's) or shares (size 1) are merged; the last merged axis
+// is the line. If alpha keeps it, a line meets `inner` consecutive alphas
+// (inner_kept); otherwise a whole line shares one alpha. Where a line's
+// alphas start follows from its index by strides over the other merged axes,
+// so alpha's kept axes need not be next to each other.
 struct Layout {
-  int64_t outer = 1;
-  int64_t channels = 1;
+  int64_t lines = 1;
   int64_t inner = 1;
+  bool inner_kept = false;
+  int64_t alpha_size = 1;  // product of the kept sizes
+  // The merged axes before the line's, outermost first.
+  std::vector<int64_t> sizes;
+  std::vector<int64_t> alpha_strides;  // 0 on a shared axis
+  std::vector<int64_t> line_strides;   // lines per step along the axis
+  // Every line starts at alpha[0] (channels last, one shared alpha): the
+  // common case skips the divisions below.
+  bool lines_start_at_0 = true;
+
+  // Where the alphas of line `line` start.
+  int64_t AlphaOffset(int64_t line) const {
+    if (lines_start_at_0) return 0;
+    int64_t offset = 0;
+    for (int j = static_cast<int>(sizes.size()) - 1; j >= 0 && line > 0; --j) {
+      offset += (line % sizes[j]) * alpha_strides[j];
+      line /= sizes[j];
+    }
+    return offset;
+  }
+
+  // The `outer`-th line (counting in order) whose alpha is alpha[k], when
+  // the line shares one alpha (!inner_kept).
+  int64_t LineOf(int64_t k, int64_t outer) const {
+    int64_t line = 0;
+    for (int j = static_cast<int>(sizes.size()) - 1; j >= 0; --j) {
+      int64_t& index = alpha_strides[j] != 0 ? k : outer;
+      line += (index % sizes[j]) * line_strides[j];
+      index /= sizes[j];
+    }
+    return line;
+  }
 };
 
 absl::Status GetLayout(const TensorShape& x, const TensorShape& alpha,
@@ -121,31 +157,50 @@ absl::Status GetLayout(const TensorShape& x, const TensorShape& alpha,
   };
   if (alpha_rank > x_rank) return error("alpha has more axes than x");
   const int offset = x_rank - alpha_rank;
-  int first = -1, last = -1;
   for (int k = 0; k < alpha_rank; ++k) {
     const int64_t a = alpha.dim_size(k);
-    if (a == 1) continue;
-    if (a != x.dim_size(offset + k)) {
+    if (a != 1 && a != x.dim_size(offset + k)) {
       return error("each axis of alpha must be 1 or the size of x's axis");
     }
-    if (first < 0) first = k;
-    last = k;
   }
   *layout = Layout();
-  if (first < 0) {  // one alpha for everything
-    layout->inner = x.num_elements();
-    return absl::OkStatus();
-  }
-  for (int k = first; k <= last; ++k) {
-    if (alpha.dim_size(k) != x.dim_size(offset + k)) {
-      return error("the axes where alpha has size > 1 must be contiguous");
+  // Merge adjacent axes of the same kind; axes of size 1 join any run.
+  std::vector<int64_t> sizes;
+  std::vector<bool> kept;
+  for (int k = 0; k < x_rank; ++k) {
+    const int64_t size = x.dim_size(k);
+    if (size == 1) continue;
+    const bool keeps = k >= offset && alpha.dim_size(k - offset) != 1;
+    if (!sizes.empty() && kept.back() == keeps) {
+      sizes.back() *= size;
+    } else {
+      sizes.push_back(size);
+      kept.push_back(keeps);
     }
   }
-  for (int k = 0; k < offset + first; ++k) layout->outer *= x.dim_size(k);
-  layout->channels = alpha.num_elements();
-  for (int k = offset + last + 1; k < x_rank; ++k) {
-    layout->inner *= x.dim_size(k);
+  if (!sizes.empty()) {
+    layout->inner = sizes.back();
+    layout->inner_kept = kept.back();
+    sizes.pop_back();
+    kept.pop_back();
   }
+  const int merged = static_cast<int>(sizes.size());
+  layout->sizes = sizes;
+  layout->alpha_strides.assign(merged, 0);
+  layout->line_strides.assign(merged, 1);
+  int64_t alpha_stride = layout->inner_kept ? layout->inner : 1;
+  int64_t line_stride = 1;
+  for (int j = merged - 1; j >= 0; --j) {
+    if (kept[j]) {
+      layout->alpha_strides[j] = alpha_stride;
+      layout->lines_start_at_0 = false;
+      alpha_stride *= sizes[j];
+    }
+    layout->line_strides[j] = line_stride;
+    line_stride *= sizes[j];
+  }
+  layout->lines = line_stride;
+  layout->alpha_size = alpha_stride;
   return absl::OkStatus();
 }
 // [/layout]
@@ -159,95 +214,106 @@ absl::Status GetLayout(const TensorShape& x, const TensorShape& alpha,
 // passes it): by default g++ assumes a comparison with NaN may trap, keeps
 // the branch and leaves the loop scalar ("control flow in loop"). The flag
 // changes no result, only what the compiler may assume about floating-point
-// exceptions, which TensorFlow never reads. Sums are float for 16-bit types.
+// exceptions, which TensorFlow never reads.
+//
+// Wide<T, Ta> is the dtype of products and sums: float, or double if x or
+// alpha is double. A product is rounded once, from Wide to T.
+template <typename T, typename Ta>
+struct Wide {
+  using type = float;
+};
+template <typename Ta>
+struct Wide<double, Ta> {
+  using type = double;
+};
 template <typename T>
-struct Accumulator {
-  using type = T;
+struct Wide<T, double> {
+  using type = double;
 };
 template <>
-struct Accumulator<Eigen::half> {
-  using type = float;
-};
-template <>
-struct Accumulator<Eigen::bfloat16> {
-  using type = float;
+struct Wide<double, double> {
+  using type = double;
 };
 
-// y = prelu(x) on one row whose alphas are contiguous (inner == 1).
-template <typename T>
-void ForwardRow(const T* __restrict x, const T* __restrict alpha,
+// y = prelu(x) on one line whose alphas are consecutive (inner_kept).
+template <typename T, typename Ta, typename W = typename Wide<T, Ta>::type>
+void ForwardRow(const T* __restrict x, const Ta* __restrict alpha,
                 T* __restrict y, int64_t n) {
   for (int64_t k = 0; k < n; ++k) {
     const T v = x[k];
-    const T scaled = alpha[k] * v;
+    const W product = static_cast<W>(alpha[k]) * static_cast<W>(v);
+    const T scaled = static_cast<T>(product);
     y[k] = v > T(0) ? v : scaled;
   }
 }
 
-// y = prelu(x) on a run of elements that share one alpha (inner > 1).
-template <typename T>
-void ForwardRun(const T* __restrict x, const T alpha, T* __restrict y,
+// y = prelu(x) on a line of elements that share one alpha.
+template <typename T, typename W>
+void ForwardRun(const T* __restrict x, const W alpha, T* __restrict y,
                 int64_t n) {
   for (int64_t k = 0; k < n; ++k) {
     const T v = x[k];
-    const T scaled = alpha * v;
+    const T scaled = static_cast<T>(alpha * static_cast<W>(v));
     y[k] = v > T(0) ? v : scaled;
   }
 }
 
-// dx on one row with contiguous alphas, and dalpha's terms added to the
-// row's own partial sums: each channel keeps its own sum, no reduction
+// dx on one line with consecutive alphas, and dalpha's terms added to the
+// line's own partial sums: each alpha keeps its own sum, no reduction
 // across SIMD lanes is needed.
-template <typename T, typename Acc>
+template <typename T, typename Ta, typename W = typename Wide<T, Ta>::type>
 void BackwardRow(const T* __restrict dy, const T* __restrict x,
-                 const T* __restrict alpha, T* __restrict dx,
-                 Acc* __restrict partial, int64_t n) {
+                 const Ta* __restrict alpha, T* __restrict dx,
+                 W* __restrict partial, int64_t n) {
   for (int64_t k = 0; k < n; ++k) {
     const T v = x[k];
     const T d = dy[k];
-    const T scaled = alpha[k] * d;
-    const Acc term = Acc(d) * (v > T(0) ? Acc(0) : Acc(v));
+    const W product = static_cast<W>(alpha[k]) * static_cast<W>(d);
+    const T scaled = static_cast<T>(product);
+    const W term = static_cast<W>(d) * (v > T(0) ? W(0) : static_cast<W>(v));
     dx[k] = v > T(0) ? d : scaled;
     partial[k] += term;
   }
 }
 
-// dx on a run that shares one alpha, and dalpha's terms summed into
+// dx on a line that shares one alpha, and dalpha's terms summed into
 // kLanes fixed lanes (element k goes to lane k % kLanes): the order of the
 // additions is fixed, so the sum is deterministic and still vectorizes.
 // Not inlined: inside the tile loop below, g++ no longer vectorizes it.
 constexpr int kLanes = 16;
 
-template <typename T, typename Acc>
+template <typename T, typename W>
 __attribute__((noinline)) void BackwardRun(
-    const T* __restrict dy, const T* __restrict x, const T alpha,
-    T* __restrict dx, Acc* __restrict lanes, int64_t n) {
+    const T* __restrict dy, const T* __restrict x, const W alpha,
+    T* __restrict dx, W* __restrict lanes, int64_t n) {
   int64_t k = 0;
   for (; k + kLanes <= n; k += kLanes) {
     for (int l = 0; l < kLanes; ++l) {
       const T v = x[k + l];
       const T d = dy[k + l];
-      const T scaled = alpha * d;
+      const T scaled = static_cast<T>(alpha * static_cast<W>(d));
       dx[k + l] = v > T(0) ? d : scaled;
-      lanes[l] += Acc(d) * (v > T(0) ? Acc(0) : Acc(v));
+      lanes[l] += static_cast<W>(d) * (v > T(0) ? W(0) : static_cast<W>(v));
     }
   }
   for (int l = 0; k < n; ++k, ++l) {
     const T v = x[k];
     const T d = dy[k];
-    const T scaled = alpha * d;
+    const T scaled = static_cast<T>(alpha * static_cast<W>(d));
     dx[k] = v > T(0) ? d : scaled;
-    lanes[l] += Acc(d) * (v > T(0) ? Acc(0) : Acc(v));
+    lanes[l] += static_cast<W>(d) * (v > T(0) ? W(0) : static_cast<W>(v));
   }
 }
 // [/loops]
 
 // ---------------------------------------------------------------------------
 // [forward]
-template <typename T>
-class PReLUOp : public OpKernel {
+template <typename T, typename Ta>
+class PreluOp : public OpKernel {
  public:
-  explicit PReLUOp(OpKernelConstruction* context) : OpKernel(context) {}
+  using W = typename Wide<T, Ta>::type;
+
+  explicit PreluOp(OpKernelConstruction* context) : OpKernel(context) {}
 
   void Compute(OpKernelContext* context) override {
     const Tensor& x = context->input(0);
@@ -259,25 +325,24 @@ class PReLUOp : public OpKernel {
     const int64_t n = x.NumElements();
     if (n == 0) return;
     const T* x_data = x.flat<T>().data();
-    const T* alpha_data = alpha.flat<T>().data();
+    const Ta* alpha_data = alpha.flat<Ta>().data();
     T* y_data = y->flat<T>().data();
-    const int64_t channels = layout.channels;
-    const int64_t inner = layout.inner;
-    // Elements [begin, end) of the flat array, cut where alpha changes.
-    auto work = [=](int64_t begin, int64_t end) {
+    // Elements [begin, end) of the flat array, cut where a line ends.
+    auto work = [&layout, x_data, alpha_data, y_data](int64_t begin,
+                                                      int64_t end) {
+      const int64_t inner = layout.inner;
       for (int64_t i = begin; i < end;) {
-        if (inner == 1) {
-          const int64_t c = i % channels;
-          const int64_t stop = std::min(end, i - c + channels);
-          ForwardRow(x_data + i, alpha_data + c, y_data + i, stop - i);
-          i = stop;
-        } else {
-          const int64_t run = i / inner;
-          const int64_t stop = std::min(end, (run + 1) * inner);
-          ForwardRun(x_data + i, alpha_data[run % channels], y_data + i,
+        const int64_t line = i / inner;
+        const int64_t stop = std::min(end, (line + 1) * inner);
+        const Ta* line_alpha = alpha_data + layout.AlphaOffset(line);
+        if (layout.inner_kept) {
+          ForwardRow(x_data + i, line_alpha + (i - line * inner), y_data + i,
                      stop - i);
-          i = stop;
+        } else {
+          ForwardRun(x_data + i, static_cast<W>(*line_alpha), y_data + i,
+                     stop - i);
         }
+        i = stop;
       }
     };
     // TensorFlow's intra-op thread pool; a cost of a few cycles per element
@@ -294,16 +359,17 @@ class PReLUOp : public OpKernel {
 // Tiles: a fixed partition of the work that depends only on the shapes,
 // never on the number of threads. Each tile writes its own partial sums of
 // dalpha; the partials are then added in tile order. So dalpha has the same
-// bits on 1 thread or 64.
+// bits on 1 thread or 64. The sums are in the wide dtype (float32 for 16-bit
+// inputs), rounded once to alpha's dtype.
 constexpr int64_t kTileElements = 1 << 14;
 constexpr int64_t kMaxPartials = 1 << 16;
 
-template <typename T>
-class PReLUGradOp : public OpKernel {
+template <typename T, typename Ta>
+class PreluGradOp : public OpKernel {
  public:
-  using Acc = typename Accumulator<T>::type;
+  using W = typename Wide<T, Ta>::type;
 
-  explicit PReLUGradOp(OpKernelConstruction* context) : OpKernel(context) {}
+  explicit PreluGradOp(OpKernelConstruction* context) : OpKernel(context) {}
 
   void Compute(OpKernelContext* context) override {
     const Tensor& dy = context->input(0);
@@ -321,26 +387,28 @@ class PReLUGradOp : public OpKernel {
     OP_REQUIRES_OK(context,
                    context->allocate_output(1, alpha.shape(), &dalpha));
     const Args args{dy.flat<T>().data(), x.flat<T>().data(),
-                    alpha.flat<T>().data(), dx->flat<T>().data(), layout};
-    std::vector<Acc> sums(alpha.NumElements(), Acc(0));
+                    alpha.flat<Ta>().data(), dx->flat<T>().data(), layout};
+    std::vector<W> sums(alpha.NumElements(), W(0));
     if (x.NumElements() > 0) {
-      if (layout.inner == 1) {
+      if (layout.inner_kept) {
         Rows(context, args, sums.data());
       } else {
         Runs(context, args, sums.data());
       }
     }
-    T* dalpha_data = dalpha->flat<T>().data();
-    for (size_t c = 0; c < sums.size(); ++c) dalpha_data[c] = T(sums[c]);
+    Ta* dalpha_data = dalpha->flat<Ta>().data();
+    for (size_t k = 0; k < sums.size(); ++k) {
+      dalpha_data[k] = static_cast<Ta>(sums[k]);
+    }
   }
 
  private:
   struct Args {
     const T* dy;
     const T* x;
-    const T* alpha;
+    const Ta* alpha;
     T* dx;
-    Layout layout;
+    const Layout& layout;
   };
 
   static void Run(OpKernelContext* context, int64_t tiles, int64_t tile_cost,
@@ -350,76 +418,80 @@ class PReLUGradOp : public OpKernel {
                       work);
   }
 
-  // inner == 1: rows of `channels` elements. A tile is a block of rows times
-  // a block of channels, with one partial sum per channel and row block.
-  static void Rows(OpKernelContext* context, const Args& a, Acc* sums) {
-    const int64_t rows = a.layout.outer;
-    const int64_t channels = a.layout.channels;
+  // inner_kept: lines of `inner` consecutive alphas. A tile is a block of
+  // lines times a block of columns, with one partial sum per alpha and line
+  // block.
+  static void Rows(OpKernelContext* context, const Args& a, W* sums) {
+    const int64_t rows = a.layout.lines;
+    const int64_t columns = a.layout.inner;
+    const int64_t alphas = a.layout.alpha_size;
     const int64_t rows_per_block = std::max(
-        {int64_t{1}, (kTileElements + channels - 1) / channels,
-         (rows * channels + kMaxPartials - 1) / kMaxPartials});
+        {int64_t{1}, (kTileElements + columns - 1) / columns,
+         (rows * alphas + kMaxPartials - 1) / kMaxPartials});
     const int64_t row_blocks = (rows + rows_per_block - 1) / rows_per_block;
     const int64_t width = std::min(
-        channels, std::max(int64_t{kLanes}, kTileElements / rows_per_block));
-    const int64_t channel_blocks = (channels + width - 1) / width;
-    std::vector<Acc> partial(row_blocks * channels, Acc(0));
-    Run(context, row_blocks * channel_blocks, 2 * rows_per_block * width,
+        columns, std::max(int64_t{kLanes}, kTileElements / rows_per_block));
+    const int64_t column_blocks = (columns + width - 1) / width;
+    std::vector<W> partial(row_blocks * alphas, W(0));
+    Run(context, row_blocks * column_blocks, 2 * rows_per_block * width,
         [&](int64_t begin, int64_t end) {
           for (int64_t tile = begin; tile < end; ++tile) {
-            const int64_t block = tile / channel_blocks;
-            const int64_t c0 = (tile % channel_blocks) * width;
-            const int64_t n = std::min(width, channels - c0);
+            const int64_t block = tile / column_blocks;
+            const int64_t c0 = (tile % column_blocks) * width;
+            const int64_t n = std::min(width, columns - c0);
             const int64_t r1 = std::min(rows, (block + 1) * rows_per_block);
-            Acc* part = partial.data() + block * channels + c0;
+            W* part = partial.data() + block * alphas + c0;
             for (int64_t r = block * rows_per_block; r < r1; ++r) {
-              const int64_t i = r * channels + c0;
-              BackwardRow(a.dy + i, a.x + i, a.alpha + c0, a.dx + i, part, n);
+              const int64_t i = r * columns + c0;
+              const int64_t start = a.layout.AlphaOffset(r);
+              BackwardRow(a.dy + i, a.x + i, a.alpha + start + c0, a.dx + i,
+                          part + start, n);
             }
           }
         });
     for (int64_t block = 0; block < row_blocks; ++block) {
-      const Acc* part = partial.data() + block * channels;
-      for (int64_t c = 0; c < channels; ++c) sums[c] += part[c];
+      const W* part = partial.data() + block * alphas;
+      for (int64_t k = 0; k < alphas; ++k) sums[k] += part[k];
     }
   }
 
-  // inner > 1: runs of `inner` elements that share alpha[run % channels]. A
-  // tile is a block of runs of one channel, cut into chunks of the run, with
-  // one partial sum.
-  static void Runs(OpKernelContext* context, const Args& a, Acc* sums) {
-    const int64_t outer = a.layout.outer;
-    const int64_t channels = a.layout.channels;
+  // !inner_kept: lines of `inner` elements that share one alpha. A tile is
+  // a block of the lines of one alpha, cut into chunks of the line, with one
+  // partial sum.
+  static void Runs(OpKernelContext* context, const Args& a, W* sums) {
+    const int64_t alphas = a.layout.alpha_size;
+    const int64_t outer = a.layout.lines / alphas;  // lines per alpha
     const int64_t inner = a.layout.inner;
     const int64_t chunk = std::min(inner, kTileElements);
     const int64_t chunks = (inner + chunk - 1) / chunk;
     const int64_t outer_per_block = std::max(int64_t{1}, kTileElements / chunk);
     const int64_t outer_blocks =
         (outer + outer_per_block - 1) / outer_per_block;
-    // Tile index = ((block * channels) + c) * chunks + j.
-    const int64_t tiles = outer_blocks * channels * chunks;
-    std::vector<Acc> partial(tiles, Acc(0));
+    // Tile index = ((block * alphas) + k) * chunks + j.
+    const int64_t tiles = outer_blocks * alphas * chunks;
+    std::vector<W> partial(tiles, W(0));
     Run(context, tiles, 2 * outer_per_block * chunk,
         [&](int64_t begin, int64_t end) {
           for (int64_t tile = begin; tile < end; ++tile) {
             const int64_t j = tile % chunks;
-            const int64_t c = (tile / chunks) % channels;
-            const int64_t block = tile / (chunks * channels);
+            const int64_t k = (tile / chunks) % alphas;
+            const int64_t block = tile / (chunks * alphas);
             const int64_t i0 = j * chunk;
             const int64_t n = std::min(chunk, inner - i0);
             const int64_t o1 = std::min(outer, (block + 1) * outer_per_block);
-            const T alpha = a.alpha[c];
-            Acc lanes[kLanes] = {};
+            const W alpha = static_cast<W>(a.alpha[k]);
+            W lanes[kLanes] = {};
             for (int64_t o = block * outer_per_block; o < o1; ++o) {
-              const int64_t i = (o * channels + c) * inner + i0;
+              const int64_t i = a.layout.LineOf(k, o) * inner + i0;
               BackwardRun(a.dy + i, a.x + i, alpha, a.dx + i, lanes, n);
             }
-            Acc total = Acc(0);
+            W total = W(0);
             for (int l = 0; l < kLanes; ++l) total += lanes[l];
             partial[tile] = total;
           }
         });
     for (int64_t tile = 0; tile < tiles; ++tile) {
-      sums[(tile / chunks) % channels] += partial[tile];
+      sums[(tile / chunks) % alphas] += partial[tile];
     }
   }
 };
@@ -427,20 +499,30 @@ class PReLUGradOp : public OpKernel {
 
 // ---------------------------------------------------------------------------
 // [kernels]
-#define REGISTER_PRELU_KERNELS(type)                              \
-  REGISTER_KERNEL_BUILDER(Name("PReLU")                           \
-                              .Device(tensorflow::DEVICE_CPU)     \
-                              .TypeConstraint<type>("T"),         \
-                          PReLUOp<type>);                         \
-  REGISTER_KERNEL_BUILDER(Name("PReLUGrad")                       \
-                              .Device(tensorflow::DEVICE_CPU)     \
-                              .TypeConstraint<type>("T"),         \
-                          PReLUGradOp<type>)
+// One kernel per pair of dtypes (x's, alpha's): 16 of each op.
+#define REGISTER_PRELU_KERNELS(type, alpha_type)                       \
+  REGISTER_KERNEL_BUILDER(Name("PreluTutorial>Prelu")                  \
+                              .Device(tensorflow::DEVICE_CPU)          \
+                              .TypeConstraint<type>("T")               \
+                              .TypeConstraint<alpha_type>("Talpha"),   \
+                          PreluOp<type, alpha_type>);                  \
+  REGISTER_KERNEL_BUILDER(Name("PreluTutorial>PreluGrad")              \
+                              .Device(tensorflow::DEVICE_CPU)          \
+                              .TypeConstraint<type>("T")               \
+                              .TypeConstraint<alpha_type>("Talpha"),   \
+                          PreluGradOp<type, alpha_type>)
 
-REGISTER_PRELU_KERNELS(Eigen::half);
-REGISTER_PRELU_KERNELS(Eigen::bfloat16);
-REGISTER_PRELU_KERNELS(float);
-REGISTER_PRELU_KERNELS(double);
+#define REGISTER_PRELU_KERNELS_FOR_X(type)          \
+  REGISTER_PRELU_KERNELS(type, Eigen::half);        \
+  REGISTER_PRELU_KERNELS(type, Eigen::bfloat16);    \
+  REGISTER_PRELU_KERNELS(type, float);              \
+  REGISTER_PRELU_KERNELS(type, double)
+
+REGISTER_PRELU_KERNELS_FOR_X(Eigen::half);
+REGISTER_PRELU_KERNELS_FOR_X(Eigen::bfloat16);
+REGISTER_PRELU_KERNELS_FOR_X(float);
+REGISTER_PRELU_KERNELS_FOR_X(double);
+#undef REGISTER_PRELU_KERNELS_FOR_X
 #undef REGISTER_PRELU_KERNELS
 // [/kernels]
 
