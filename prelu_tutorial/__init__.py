@@ -3,14 +3,25 @@
 ``import prelu_tutorial as pt`` gives :func:`pt.prelu`, :class:`pt.PReLU` and
 the submodules ``pt.ops``, ``pt.layers``, ``pt.compat_v1``, ``pt.benchmark``,
 ``pt.devices``, ``pt.distribute``, ``pt.export``, ``pt.initializers``,
-``pt.plotting``, ``pt.data`` and ``pt.custom_op`` (the C++ op, built on first use).
+``pt.plotting``, ``pt.tables``, ``pt.data`` and ``pt.custom_op`` (the C++ op, built on
+first use).
 ``pt.benchmark``, ``pt.distribute`` and ``pt.custom_op`` are imported on first
 use, not by ``import prelu_tutorial``.
 """
 
 import importlib
 
-from prelu_tutorial import compat_v1, data, devices, export, initializers, layers, ops, plotting
+from prelu_tutorial import (
+    compat_v1,
+    data,
+    devices,
+    export,
+    initializers,
+    layers,
+    ops,
+    plotting,
+    tables,
+)
 from prelu_tutorial.layers import PReLU
 from prelu_tutorial.ops import prelu
 
@@ -27,6 +38,7 @@ __all__ = [
     "ops",
     "plotting",
     "prelu",
+    "tables",
 ]
 __version__ = "0.1.0"
 

@@ -18,10 +18,18 @@ __all__ = ["Table", "table"]
 _PAD = "padding: 2px 12px"
 
 
-def _text(value: Any, digits: int) -> str:
-    """A cell's text: floats with ``digits`` decimals, everything else as ``str``."""
+def _text(value: Any, number_format: str) -> str:
+    """A cell's text: floats in ``number_format``, everything else as ``str``.
+
+    A scalar tensor or 0-d array counts as the number it holds, so that a
+    chapter can put ``tf.reduce_max(...)`` in a cell without ``float()``.
+    """
+    if hasattr(value, "numpy"):  # a TensorFlow tensor
+        value = value.numpy()
+    if getattr(value, "ndim", None) == 0:
+        value = value.item()
     if isinstance(value, numbers.Real) and not isinstance(value, (bool, numbers.Integral)):
-        return f"{float(value):.{digits}f}"
+        return format(float(value), number_format)
     return str(value)
 
 
@@ -33,6 +41,8 @@ class Table:
         rows: The rows, each a sequence of cells as long as ``columns``.
         caption: An optional caption above the table.
         digits: Decimals for float cells.
+        number_format: A format spec for float cells, e.g. ``".4g"`` for
+            four significant digits; it replaces ``digits``.
 
     Raises:
         ValueError: If a row does not have one cell per column.
@@ -44,9 +54,11 @@ class Table:
         rows: Sequence[Sequence[Any]],
         caption: str | None = None,
         digits: int = 3,
+        number_format: str | None = None,
     ) -> None:
+        number_format = f".{digits}f" if number_format is None else number_format
         self.columns = [str(column) for column in columns]
-        self.rows = [[_text(cell, digits) for cell in row] for row in rows]
+        self.rows = [[_text(cell, number_format) for cell in row] for row in rows]
         for index, row in enumerate(self.rows):
             if len(row) != len(self.columns):
                 raise ValueError(
@@ -85,6 +97,7 @@ def table(
     columns: Sequence[Any] | None = None,
     caption: str | None = None,
     digits: int = 3,
+    number_format: str | None = None,
 ) -> Table:
     """Rows as a :class:`Table`; the last expression of a cell shows it.
 
@@ -94,6 +107,9 @@ def table(
         columns: The column headers; required for rows that are sequences.
         caption: An optional caption above the table.
         digits: Decimals for float cells.
+        number_format: A format spec for float cells, e.g. ``".4g"`` for
+            four significant digits (``inf``, ``nan`` and ``-7.5e+37`` stay
+            short); it replaces ``digits``.
 
     Returns:
         The table.
@@ -108,4 +124,4 @@ def table(
         columns = keys
     if not columns:
         raise ValueError("table: columns must name at least one column.")
-    return Table(columns, rows, caption=caption, digits=digits)
+    return Table(columns, rows, caption=caption, digits=digits, number_format=number_format)

@@ -196,6 +196,92 @@ def test_plot_rejects_a_shape_that_was_not_measured():
         benchmark.plot([], shape=(1, 2))
 
 
+def timed(candidate, mode, ratio, median_ms, q1_ms, q3_ms):
+    """A forward float32[8x8] measurement on the CPU with the given figures."""
+    return benchmark.Measurement(
+        candidate, mode, "forward", (8, 8), "float32", "CPU:0", median_ms, ratio, 1.0, q1_ms, q3_ms
+    )
+
+
+@pytest.fixture
+def chart():
+    """A chart whose bars fill its panel: every candidate 3x ReLU in both modes."""
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    measurements = [
+        timed(name, mode, 3.0, 6.0, 5.0, 8.0)
+        for name in ("abs", "minmax", "where", "keras", "pt.prelu")
+        for mode in ("eager", "function")
+    ]
+    figure = benchmark.plot(measurements)
+    figure.canvas.draw()
+    yield figure
+    plt.close(figure)
+
+
+def legend_of(figure):
+    """The chart's legend, whether the figure or its (first) axes holds it."""
+    return figure.legends[0] if figure.legends else figure.axes[0].get_legend()
+
+
+def test_plot_draws_each_bars_iqr_as_a_whisker_over_relus_median():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    figure = benchmark.plot([timed("pt.prelu", "eager", 2.0, 4.0, 3.0, 5.0)])
+    (axis,) = figure.axes
+    (whiskers,) = [c for c in axis.containers if type(c).__name__ == "ErrorbarContainer"]
+    (segment,) = whiskers.lines[2][0].get_segments()
+    # ReLU's median is 4.0 / 2.0 = 2 ms: the quartiles 3 and 5 ms are 1.5x and 2.5x.
+    assert sorted(segment[:, 1]) == [1.5, 2.5]
+
+
+def test_plot_takes_quartiles_equal_to_the_median_though_rescaling_rounds_them():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    # One round: q1 = median = q3, and 0.3 * (6.08 / 0.3) is a little above 6.08 in floats.
+    benchmark.plot([timed("pt.prelu", "eager", 6.08, 0.3, 0.3, 0.3)])
+
+
+def test_plot_legend_covers_no_bar_and_no_whisker(chart):
+    from matplotlib.transforms import Bbox
+
+    box = legend_of(chart).get_window_extent()
+    (axis,) = chart.axes
+    # A bar starts at 0, below a log axis: only the part inside the panel is drawn.
+    panel = axis.get_window_extent()
+    bars = [Bbox.intersection(patch.get_window_extent(), panel) for patch in axis.patches]
+    whiskers = [
+        Bbox.intersection(Bbox.null().from_extents(*ends.min(0), *ends.max(0)), panel)
+        for container in axis.containers
+        if type(container).__name__ == "ErrorbarContainer"
+        for segment in container.lines[2][0].get_segments()
+        for ends in [axis.transData.transform(segment)]
+    ]
+    assert len(bars) == 10
+    assert not [bar for bar in bars + whiskers if box.overlaps(bar)]
+
+
+def test_plot_legend_shows_every_bar_colour_and_the_whisker(chart):
+    import matplotlib.colors
+    import matplotlib.patches
+
+    legend = legend_of(chart)
+    (axis,) = chart.axes
+    shown = {
+        matplotlib.colors.to_hex(handle.get_facecolor())
+        for handle in legend.legend_handles
+        if isinstance(handle, matplotlib.patches.Rectangle)
+    }
+    drawn = {matplotlib.colors.to_hex(patch.get_facecolor()) for patch in axis.patches}
+    assert drawn <= shown
+    labels = [text.get_text() for text in legend.get_texts()]
+    assert {"eager", "function", "IQR of the rounds"} <= set(labels)
+
+
 def test_format_table_has_one_block_per_size_and_direction():
     small = benchmark.Measurement("relu", "eager", "forward", (2, 3), "float32", "CPU:0", 1, 1, 2)
     measurements = [small, dataclasses.replace(small, shape=(4, 3))]

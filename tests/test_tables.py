@@ -1,6 +1,8 @@
 """pt.tables.table: one HTML table with padded cells, and its text form."""
 
+import numpy as np
 import pytest
+import tensorflow as tf
 from bs4 import BeautifulSoup
 
 from prelu_tutorial import tables
@@ -35,3 +37,19 @@ def test_table_refuses_a_row_of_the_wrong_length():
 def test_table_needs_columns_for_sequence_rows():
     with pytest.raises(ValueError, match="columns must name"):
         tables.table([[1, 2]])
+
+
+def test_table_formats_floats_with_a_format_spec_in_place_of_digits():
+    shown = tables.table(
+        [["x", 0.125, float("inf"), -7.5e37, 0.0]], columns="abcde", number_format=".4g"
+    )
+    assert repr(shown).splitlines()[1].split() == ["x", "0.125", "inf", "-7.5e+37", "0"]
+
+
+def test_table_shows_a_scalar_tensor_or_0d_array_as_its_number():
+    shown = tables.table(
+        [[tf.constant(0.25), np.array(1.5), tf.constant(3), np.float32(2.0)]],
+        columns="abcd",
+        digits=2,
+    )
+    assert repr(shown).splitlines()[1].split() == ["0.25", "1.50", "3", "2.00"]

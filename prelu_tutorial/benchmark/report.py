@@ -113,7 +113,11 @@ def plot(measurements: Sequence[Measurement], shape: Sequence[int] | None = None
     """Bar chart of each candidate's time relative to ``tf.nn.relu``, per mode.
 
     One panel per direction; a dashed line marks ReLU (1.0, the floor). The y
-    axis is logarithmic, so 2x slower and 2x faster look alike.
+    axis is logarithmic, so 2x slower and 2x faster look alike. Each bar is a
+    median and its whisker the inter-quartile range of the rounds (``q1_ms``
+    to ``q3_ms`` over ReLU's median), so a reader sees which differences are
+    larger than the noise. The legend sits below the panels, outside every
+    axes, so that it never covers a bar, and names every colour drawn.
 
     Args:
         measurements: As returned by :func:`.op_level.run`.
@@ -126,6 +130,7 @@ def plot(measurements: Sequence[Measurement], shape: Sequence[int] | None = None
         ValueError: If there is no measurement of that size.
     """
     import matplotlib.pyplot as plt
+    from matplotlib.container import ErrorbarContainer
     from matplotlib.ticker import FuncFormatter
 
     if shape is None and measurements:
@@ -135,33 +140,73 @@ def plot(measurements: Sequence[Measurement], shape: Sequence[int] | None = None
         raise ValueError(f"plot: no measurement of shape {shape}.")
     directions = list(dict.fromkeys(m.direction for m in chosen))
     modes = list(dict.fromkeys(m.mode for m in chosen))
-    figure, axes = plt.subplots(1, len(directions), figsize=(6 * len(directions), 4), squeeze=False)
+    figure, axes = plt.subplots(
+        1,
+        len(directions),
+        figsize=(6 * len(directions), 4.4),
+        squeeze=False,
+        layout="constrained",
+    )
     width = 0.8 / len(modes)
     for axis, direction in zip(axes[0], directions, strict=True):
         names = list(dict.fromkeys(m.candidate for m in chosen if m.direction == direction))
         for index, mode in enumerate(modes):
-            ratios = {
-                m.candidate: m.ratio_to_relu
-                for m in chosen
-                if (m.direction, m.mode) == (direction, mode)
-            }
+            found = {m.candidate: m for m in chosen if (m.direction, m.mode) == (direction, mode)}
+            medians = np.array([found[n].ratio_to_relu if n in found else np.nan for n in names])
+            low, high = np.array([_quartile_ratios(found.get(name)) for name in names]).T
             positions = [k + (index - (len(modes) - 1) / 2) * width for k in range(len(names))]
-            axis.bar(positions, [ratios.get(name, np.nan) for name in names], width, label=mode)
+            axis.bar(
+                positions,
+                medians,
+                width,
+                # Clipped at 0: rescaling can leave a quartile a rounding error past the median.
+                yerr=np.clip([medians - low, high - medians], 0, None),
+                error_kw={"elinewidth": 1, "capsize": 2},
+                color=f"C{index}",
+                label=mode,
+            )
         axis.axhline(1.0, color="black", linestyle="--", linewidth=1, label="tf.nn.relu (floor)")
         axis.set_yscale("log")
-        ratios = [m.ratio_to_relu for m in chosen if m.direction == direction]
+        drawn = [
+            value
+            for m in chosen
+            if m.direction == direction
+            for value in (m.ratio_to_relu, *_quartile_ratios(m))
+            if math.isfinite(value)
+        ]
         axis.minorticks_off()
-        axis.set_yticks([t for t in _RATIO_TICKS if min(ratios) / 1.2 <= t <= max(ratios) * 1.2])
+        axis.set_yticks([t for t in _RATIO_TICKS if min(drawn) / 1.2 <= t <= max(drawn) * 1.2])
         axis.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}x"))
         axis.set_xticks(range(len(names)), names, rotation=35, ha="right")
         axis.set_ylabel("time / tf.nn.relu time")
         axis.set_title(direction)
-        axis.legend(fontsize="small")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    # A bar's error bars, which the legend draws as one whisker.
+    whisker = next(c for c in axes[0][0].containers if isinstance(c, ErrorbarContainer))
+    figure.legend(
+        [*handles, whisker],
+        [*labels, "IQR of the rounds"],
+        loc="outside lower center",
+        ncol=len(handles) + 1,
+        fontsize="small",
+    )
     first = chosen[0]
     size = "x".join(map(str, first.shape))
-    figure.suptitle(f"PReLU vs ReLU, {first.dtype}[{size}] on {first.device} (median)")
-    figure.tight_layout()
+    figure.suptitle(f"PReLU vs ReLU, {first.dtype}[{size}] on {first.device} (median, IQR)")
     return figure
+
+
+def _quartile_ratios(measurement: Measurement | None) -> tuple[float, float]:
+    """The first and third quartile of a measurement's rounds over ReLU's median.
+
+    ``ratio_to_relu`` is the median over ReLU's median, so scaling it by
+    ``q / median`` puts a quartile on the same axis; ``nan`` where there is
+    no measurement or it holds no quartiles.
+    """
+    if measurement is None:
+        return math.nan, math.nan
+    scale = measurement.ratio_to_relu / measurement.median_ms
+    return measurement.q1_ms * scale, measurement.q3_ms * scale
 
 
 def comparison_rows(result: ModelBenchmark, statistic: str = "median") -> list[dict[str, object]]:
