@@ -32,7 +32,7 @@ def _sum_to_alpha(values: tf.Tensor, x: tf.Tensor, alpha: tf.Tensor) -> tf.Tenso
 
 
 def _prelu_gradient(op: tf.Operation, upstream: tf.Tensor) -> list[tf.Tensor]:
-    """Gradient of PreluTutorial>Prelu: the PreluGrad kernel, dx and dalpha in one pass."""
+    """Gradient of PreluTutorial>Prelu: dx and dalpha in one PreluGrad pass."""
     x, alpha = op.inputs
     return list(_library.prelu_tutorial_prelu_grad(upstream, x, alpha))
 
