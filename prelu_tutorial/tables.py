@@ -15,7 +15,10 @@ from typing import Any
 
 __all__ = ["Table", "table"]
 
-_PAD = "padding: 2px 12px"
+_PAD = "padding: 2px 10px"
+# The size of the book's printed outputs (book/_static/code-width.css), so that a table of
+# seven columns or of long op names still fits the text column.
+_FONT = "font-size: 0.8rem"
 
 
 def _text(value: Any, number_format: str) -> str:
@@ -75,8 +78,9 @@ class Table:
 
         caption = f"<caption>{html.escape(self.caption)}</caption>" if self.caption else ""
         body = "".join(row(cells, "td") for cells in self.rows)
+        head = row(self.columns, "th")
         return (
-            f'<table class="table">{caption}<thead>{row(self.columns, "th")}</thead>'
+            f'<table class="table" style="{_FONT}">{caption}<thead>{head}</thead>'
             f"<tbody>{body}</tbody></table>"
         )
 

@@ -16,6 +16,7 @@ def test_table_renders_every_cell_padded_in_html():
         "activation", "acc", "ReLU", "0.925", "PReLU", "0.960",
     ]
     assert all("padding" in cell["style"] for cell in cells)
+    assert "font-size" in soup.table["style"]
 
 
 def test_table_escapes_html_in_cells():
