@@ -1,7 +1,8 @@
 """prelu_tutorial: the Parametric ReLU in TensorFlow 2 / Keras 3, for the book.
 
 ``import prelu_tutorial as pt`` gives :func:`pt.prelu`, :class:`pt.PReLU` and
-the submodules ``pt.ops``, ``pt.layers``, ``pt.compat_v1``, ``pt.benchmark``,
+the submodules ``pt.ops`` (the taught formulas), ``pt.xla`` (the production
+``prelu``), ``pt.layers``, ``pt.compat_v1``, ``pt.benchmark``,
 ``pt.devices``, ``pt.distribute``, ``pt.export``, ``pt.initializers``,
 ``pt.plotting``, ``pt.tables``, ``pt.data`` and ``pt.custom_op`` (the C++ op, built on
 first use).
@@ -21,9 +22,10 @@ from prelu_tutorial import (
     ops,
     plotting,
     tables,
+    xla,
 )
 from prelu_tutorial.layers import PReLU
-from prelu_tutorial.ops import prelu
+from prelu_tutorial.xla import prelu
 
 __all__ = [
     "PReLU",
@@ -39,6 +41,7 @@ __all__ = [
     "plotting",
     "prelu",
     "tables",
+    "xla",
 ]
 __version__ = "0.1.0"
 

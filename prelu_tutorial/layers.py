@@ -1,4 +1,4 @@
-"""The PReLU Keras layer, built on :func:`prelu_tutorial.ops.prelu`."""
+"""The PReLU Keras layer, on :func:`prelu_tutorial.prelu` or the C++ op of :mod:`.custom_op`."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from typing import Any
 import keras
 import numpy as np
 
-from prelu_tutorial import ops
+from prelu_tutorial import kernel_choice, xla
 from prelu_tutorial._number_checks import is_integer
 
 __all__ = ["IMPLEMENTATIONS", "PReLU", "from_keras", "to_keras"]
 
-IMPLEMENTATIONS = ("xla", "custom_op")
-"""The values of ``PReLU(implementation=...)``."""
+IMPLEMENTATIONS = ("auto", "xla", "custom_op")
+"""The values of ``PReLU(implementation=...)``; ``"auto"`` picks one of the others per call."""
 
 
 def _normalized_axes(shared_axes: Any) -> tuple[int, ...] | None:
@@ -74,12 +74,30 @@ class PReLU(keras.layers.Layer):
             shares none (one alpha per element, Keras' default).
         data_format: ``"channels_last"`` (default) or ``"channels_first"``:
             where the channel axis is when ``shared_axes`` is ``None``.
-        implementation: ``"xla"`` (default) computes :func:`prelu_tutorial.prelu`;
+        implementation: Which kernels compute the layer; every choice has
+            the same values (output and ``dx`` bit for bit, ``dalpha`` up to
+            the order of its sum):
+
+            ==============  ==================================================
+            ``"auto"``      (default) the fastest that works where the call
+                            runs, by the table of
+                            :mod:`prelu_tutorial.kernel_choice`: the C++ op
+                            eagerly and in training steps on a CPU; the XLA
+                            kernels on a GPU, under ``jit_compile=True`` and
+                            in inference graphs (so a SavedModel holds only
+                            TensorFlow's own ops).
+            ``"xla"``       :func:`prelu_tutorial.prelu` everywhere: XLA
+                            kernels, compiled per input shape.
             ``"custom_op"`` the C++ op of :mod:`prelu_tutorial.custom_op`
-            (CPU only, built on first use; same values; exported to TFLite
-            through the same fused pattern as ``"xla"``). XLA cannot compile
-            the op, so such a layer sets ``supports_jit = False``: a model
-            compiled with ``jit_compile=True`` trains without XLA.
+                            everywhere (CPU only, built on first use); the
+                            layer sets ``supports_jit = False``, so a model
+                            compiled with ``jit_compile=True`` trains
+                            without XLA, and a SavedModel needs the op's
+                            library loaded.
+            ==============  ==================================================
+
+            The exporters of :mod:`prelu_tutorial.export` trace every layer
+            through :func:`prelu_tutorial.prelu`, whatever it names.
         **kwargs: Base layer arguments (``name``, ``dtype``, ...).
 
     Raises:
@@ -98,7 +116,7 @@ class PReLU(keras.layers.Layer):
         alpha_constraint: Any = None,
         shared_axes: int | Iterable[int] | None = None,
         data_format: str = "channels_last",
-        implementation: str = "xla",
+        implementation: str = "auto",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -162,7 +180,7 @@ class PReLU(keras.layers.Layer):
     def build(self, input_shape: tuple) -> None:
         input_shape = tuple(input_shape)
         alpha_shape = self._alpha_shape(input_shape)
-        # Not autocast: under mixed precision ops.prelu gets the float32
+        # Not autocast: under mixed precision the kernels get the float32
         # variable itself and returns its gradient summed and kept in float32
         # (Keras' autocast would cast it to float16 first, and the gradient
         # would come back through that cast, already summed in float16).
@@ -183,14 +201,17 @@ class PReLU(keras.layers.Layer):
         }
         self.input_spec = keras.InputSpec(ndim=len(input_shape), axes=kept)
 
-    def call(self, inputs):
-        if self.implementation == "custom_op":
+    def call(self, inputs, training=None):
+        implementation = self.implementation
+        if implementation == "auto":
+            implementation = kernel_choice.choose(training)
+        if implementation == "custom_op":
             # Imported here, not at the top, so that `import prelu_tutorial` does not load the
             # C++ op's module; the op is built on its first call, a cost only its users pay.
             from prelu_tutorial import custom_op
 
             return custom_op.prelu(inputs, self.alpha)
-        return ops.prelu(inputs, self.alpha)
+        return xla.prelu(inputs, self.alpha)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return input_shape
@@ -275,7 +296,7 @@ def to_keras(model: keras.Model) -> keras.Model:
     return _functional_clone(model, swap, "to_keras")
 
 
-def from_keras(model: keras.Model, implementation: str = "xla") -> keras.Model:
+def from_keras(model: keras.Model, implementation: str = "auto") -> keras.Model:
     """The same model with every ``keras.layers.PReLU`` replaced by :class:`PReLU`.
 
     Each layer keeps its alphas, initializer, regularizer, constraint and

@@ -7,7 +7,7 @@ import keras
 import pytest
 import tensorflow as tf
 
-from prelu_tutorial import layers
+from prelu_tutorial import kernel_choice, layers
 from prelu_tutorial.benchmark import cli, report, timing, user_level
 
 SMOKE_CANDIDATES = ("relu", "pt.PReLU[xla]")
@@ -43,7 +43,7 @@ def test_model_json_gives_each_ratio_as_the_statistic_over_relus(smoke):
 
 def test_model_json_records_the_default_implementation_the_device_and_the_load(smoke):
     _, document = smoke
-    assert document["default_implementation"] == layers.PReLU().implementation
+    assert document["default_implementation"] == user_level.default_implementation()
     assert document["device"] == ("GPU:0" if tf.config.list_logical_devices("GPU") else "CPU:0")
     assert math.isfinite(document["load_average"])
 
@@ -60,15 +60,18 @@ def test_candidates_read_the_implementations_when_called(monkeypatch):
     assert user_level.candidate_names()[-1] == "pt.PReLU[fused]"
 
 
-def test_a_default_that_is_no_implementation_gets_a_row_of_its_own(monkeypatch):
-    monkeypatch.setattr(user_level, "default_implementation", lambda: "auto")
-    assert "pt.PReLU" in user_level.candidate_names()
-
-
-def test_a_default_that_is_an_implementation_is_not_timed_twice():
+def test_auto_gets_no_row_and_the_default_marks_the_kernels_it_runs():
     names = user_level.candidate_names()
-    assert "pt.PReLU" not in names
+    assert "pt.PReLU[auto]" not in names and "pt.PReLU" not in names
     assert f"pt.PReLU[{user_level.default_implementation()}]" in names
+
+
+def test_the_default_is_the_cpp_op_on_a_cpu_and_xla_where_the_op_does_not_build(monkeypatch):
+    if tf.config.list_logical_devices("GPU"):
+        pytest.skip("a GPU is visible: auto runs xla everywhere")
+    assert user_level.default_implementation() == "custom_op"
+    monkeypatch.setattr(kernel_choice, "custom_op_ready", lambda: False)
+    assert user_level.default_implementation() == "xla"
 
 
 def test_each_loop_round_trains_on_sizes_no_other_round_used():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from prelu_tutorial import ops
+from prelu_tutorial import xla
 
 
 def _must_compile_calls(function, *specs):
@@ -24,7 +24,7 @@ def _must_compile_calls(function, *specs):
 def _step(x, alpha):
     with tf.GradientTape() as tape:
         tape.watch([x, alpha])
-        y = ops.prelu(x, alpha)
+        y = xla.prelu(x, alpha)
     return y, *tape.gradient(y, [x, alpha])
 
 
@@ -57,7 +57,7 @@ def test_the_uncompiled_graph_path_gives_the_compiled_paths_values(alpha):
     # Values equal (a zero may carry the other sign in a graph, as documented); dalpha up to
     # the order of summation.
     np.testing.assert_array_equal(y.numpy(), y_static.numpy())
-    np.testing.assert_array_equal(y.numpy(), ops.prelu(upstream_free, alpha).numpy())
+    np.testing.assert_array_equal(y.numpy(), xla.prelu(upstream_free, alpha).numpy())
     np.testing.assert_array_equal(dx.numpy(), dx_static.numpy())
     np.testing.assert_allclose(dalpha.numpy(), dalpha_static.numpy(), rtol=1e-6)
 

@@ -14,7 +14,7 @@ from cases import DTYPES, RTOL, SPECIALS
 from tf_versions import requires_tf
 
 import prelu_tutorial as pt
-from prelu_tutorial import ops
+from prelu_tutorial import ops, xla
 
 # Gradients in alpha are sums: the fused kernel adds in another order (and
 # 16-bit inputs in float32), so allow a few roundings of the sum.
@@ -24,7 +24,7 @@ GRAD_RTOL = {"float16": 1e-2, "bfloat16": 5e-2, "float32": 1e-5, "float64": 1e-1
 @pytest.fixture(autouse=True)
 def fused_from_the_first_call(monkeypatch):
     """Eager calls take the fused kernel at once; the compile policy has its own tests."""
-    monkeypatch.setattr(ops, "_compiles_in_eager", lambda x, alpha: True)
+    monkeypatch.setattr(xla, "_compiles_in_eager", lambda x, alpha: True)
 
 
 def in_mode(function, mode):
@@ -162,15 +162,15 @@ def test_alpha_gradient_of_a_float16_input_is_summed_in_float32():
 def test_same_shapes_do_not_retrace_and_new_batch_sizes_retrace_at_most_once():
     # Channel count 13 is used nowhere else, so earlier tests do not interfere.
     alpha = tf.Variable(tf.fill([1, 13], 0.25))
-    forward_traces = ops._fused_forward.experimental_get_tracing_count()
-    backward_traces = ops._fused_backward.experimental_get_tracing_count()
+    forward_traces = xla._fused_forward.experimental_get_tracing_count()
+    backward_traces = xla._fused_backward.experimental_get_tracing_count()
     for batch in [2, 3, 4, 5, 6, 3, 2]:
         x = tf.ones([batch, 3, 13])
         with tf.GradientTape() as tape:
             y = pt.prelu(x, alpha)
         tape.gradient(y, alpha)
-    assert ops._fused_forward.experimental_get_tracing_count() - forward_traces <= 2
-    assert ops._fused_backward.experimental_get_tracing_count() - backward_traces <= 2
+    assert xla._fused_forward.experimental_get_tracing_count() - forward_traces <= 2
+    assert xla._fused_backward.experimental_get_tracing_count() - backward_traces <= 2
 
 
 def test_unknown_rank_inside_tf_function_falls_back_to_the_same_values_and_gradients():

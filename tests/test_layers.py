@@ -267,8 +267,8 @@ def test_layer_rejects_an_unknown_implementation():
         pt.PReLU(implementation="cuda")
 
 
-def test_layer_config_holds_the_implementation_and_defaults_to_xla():
-    assert pt.PReLU().get_config()["implementation"] == "xla"
+def test_layer_config_holds_the_implementation_and_defaults_to_auto():
+    assert pt.PReLU().get_config()["implementation"] == "auto"
     layer = pt.PReLU.from_config(pt.PReLU(implementation="custom_op").get_config())
     assert layer.implementation == "custom_op"
 
@@ -314,7 +314,7 @@ def op_determinism_off():
 def test_fit_with_jit_compile_trains_and_uses_xla_unless_the_layer_is_the_custom_op(
     implementation, op_determinism_off, request
 ):
-    if implementation == "custom_op":
+    if implementation != "xla":
         request.getfixturevalue("custom_op_library")
     rng = np.random.default_rng(15)
     x = rng.standard_normal((16, 6, 6, 3)).astype(np.float32)
@@ -326,7 +326,7 @@ def test_fit_with_jit_compile_trains_and_uses_xla_unless_the_layer_is_the_custom
         history = model.fit(x, y, batch_size=8, epochs=1, verbose=0)
     refused = [w for w in caught if "doesn't support `jit_compile=True`" in str(w.message)]
     assert np.isfinite(history.history["loss"][0])
-    assert model.jit_compile is (implementation == "xla")
+    assert model.jit_compile is (implementation != "custom_op")
     assert len(refused) == (implementation == "custom_op")
 
 

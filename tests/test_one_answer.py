@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from prelu_tutorial import ops
+from prelu_tutorial import ops, xla
 
 DTYPES = {
     "float16": np.float16,
@@ -33,14 +33,14 @@ BITS = {2: np.uint16, 4: np.uint32, 8: np.uint64}
 @pytest.fixture
 def fresh_policy(monkeypatch):
     """No shape seen or compiled yet: the next eager call takes the uncompiled path."""
-    monkeypatch.setattr(ops, "_sightings", type(ops._sightings)())
-    monkeypatch.setattr(ops, "_compiled_shapes", set())
+    monkeypatch.setattr(xla, "_sightings", type(xla._sightings)())
+    monkeypatch.setattr(xla, "_compiled_shapes", set())
 
 
 def gradients(x, alpha, upstream):
     with tf.GradientTape() as tape:
         tape.watch([x, alpha])
-        y = ops.prelu(x, alpha)
+        y = xla.prelu(x, alpha)
     dx, dalpha = tape.gradient(y, [x, alpha], output_gradients=upstream)
     return y, dx, dalpha
 
@@ -123,8 +123,8 @@ def cases(draw):
 @given(cases())
 def test_every_path_gives_the_same_bits_as_the_first_eager_call(case):
     x_np, alpha_np, upstream_np = case
-    ops._sightings.clear()
-    ops._compiled_shapes.clear()
+    xla._sightings.clear()
+    xla._compiled_shapes.clear()
     x, alpha, upstream = (tf.constant(v) for v in case)
     first = run(gradients, x, alpha, upstream)
     later = [run(gradients, x, alpha, upstream) for _ in range(2)][-1]
@@ -170,7 +170,7 @@ ZERO_DTYPES = [tf.float16, tf.bfloat16, tf.float32, tf.float64]
 
 
 def _entry_points(request):
-    points = {"pt.prelu": ops.prelu, **{f"ops.{n}": f for n, f in ops.FORMULATIONS.items()}}
+    points = {"pt.prelu": xla.prelu, **{f"ops.{n}": f for n, f in ops.FORMULATIONS.items()}}
     try:
         request.getfixturevalue("custom_op_library")
     except pytest.skip.Exception:

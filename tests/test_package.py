@@ -15,7 +15,7 @@ def test_version_matches_the_installed_metadata_from_pyproject():
 
 
 def test_public_names_are_the_function_the_layer_and_the_submodules():
-    assert pt.prelu is pt.ops.prelu
+    assert pt.prelu is pt.xla.prelu
     assert pt.PReLU is pt.layers.PReLU
     for name in pt.__all__:
         value = getattr(pt, name)

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import prelu_tutorial as pt
-from prelu_tutorial import ops
+from prelu_tutorial import ops, xla
 
 # The alpha gradient is a sum: allow this many roundings of the sum of |terms|.
 SUM_RTOL = {"float16": 1e-3, "bfloat16": 8e-3, "float32": 1e-5, "float64": 1e-12}
@@ -121,7 +121,7 @@ def test_values_and_gradients_match_the_references_under_every_transformation(tr
     dtype_name, x, alpha, upstream = case
     # The eager compile policy picks the kernel; pin it so each path is tested.
     fused = transformation != "eager-unfused"
-    with mock.patch.object(ops, "_compiles_in_eager", lambda x, alpha: fused):
+    with mock.patch.object(xla, "_compiles_in_eager", lambda x, alpha: fused):
         y, dx, dalpha = TRANSFORMATIONS[transformation](
             tf.constant(x), tf.constant(alpha), tf.constant(upstream)
         )
@@ -152,7 +152,7 @@ def test_values_and_gradients_match_the_references_under_every_transformation(tr
 def test_vectorized_map_gradients_are_not_zero(fused):
     x = tf.constant([[-2.0, 1.0, 0.0], [3.0, -1.0, -4.0]])
     alpha = tf.constant([0.1, 0.5, 2.0])
-    with mock.patch.object(ops, "_compiles_in_eager", lambda x, alpha: fused):
+    with mock.patch.object(xla, "_compiles_in_eager", lambda x, alpha: fused):
         with tf.GradientTape() as tape:
             tape.watch([x, alpha])
             y = tf.vectorized_map(lambda row: pt.prelu(row, alpha), x)
@@ -186,7 +186,7 @@ def test_unknown_sizes_under_xla_fail_instead_of_broadcasting():
 def test_float16_alpha_gradient_of_100000_inputs_is_exact_in_a_float32_variable(fused):
     x = tf.fill([100_000, 1], tf.constant(-1.0, tf.float16))
     alpha = tf.Variable([0.25], dtype=tf.float32)
-    with mock.patch.object(ops, "_compiles_in_eager", lambda x, alpha: fused):
+    with mock.patch.object(xla, "_compiles_in_eager", lambda x, alpha: fused):
         with tf.GradientTape() as tape:
             y = pt.prelu(x, alpha)
         grad = tape.gradient(y, alpha)
@@ -219,7 +219,7 @@ def test_rank_five_and_six_match_numpy_and_the_where_gradients(shape, fused):
     x = tf.constant(rng.normal(size=shape))
     alpha = tf.constant(rng.uniform(-1, 2, size=(shape[1], 1, 1, shape[-1])))
     upstream = tf.constant(rng.normal(size=shape))
-    with mock.patch.object(ops, "_compiles_in_eager", lambda x, alpha: fused):
+    with mock.patch.object(xla, "_compiles_in_eager", lambda x, alpha: fused):
         y, dx, dalpha = tape_gradients(pt.prelu)(x, alpha, upstream)
     _, expected_dx, expected_dalpha = where_reference(x, alpha, upstream)
     np.testing.assert_array_equal(y.numpy(), ops.prelu_numpy(x.numpy(), alpha.numpy()))
@@ -232,31 +232,31 @@ def test_rank_five_and_six_match_numpy_and_the_where_gradients(shape, fused):
 
 @pytest.fixture
 def fresh_policy(monkeypatch):
-    monkeypatch.setattr(ops, "_sightings", type(ops._sightings)())
-    monkeypatch.setattr(ops, "_compiled_shapes", set())
+    monkeypatch.setattr(xla, "_sightings", type(xla._sightings)())
+    monkeypatch.setattr(xla, "_compiled_shapes", set())
 
 
 def test_eager_calls_compile_a_shape_the_second_time_it_is_seen(fresh_policy):
     alpha = tf.constant([0.25, 0.5])
-    traces = ops._fused_forward.experimental_get_tracing_count()
+    traces = xla._fused_forward.experimental_get_tracing_count()
     pt.prelu(tf.ones([3, 17, 2]), alpha)
-    assert ops._fused_forward.experimental_get_tracing_count() == traces
+    assert xla._fused_forward.experimental_get_tracing_count() == traces
     pt.prelu(tf.ones([3, 17, 2]), alpha)
-    assert len(ops._compiled_shapes) == 1
+    assert len(xla._compiled_shapes) == 1
 
 
 def test_eager_calls_compile_at_most_the_bounded_number_of_shapes(fresh_policy, monkeypatch):
-    monkeypatch.setattr(ops, "_MAX_COMPILED_SHAPES", 2)
+    monkeypatch.setattr(xla, "_MAX_COMPILED_SHAPES", 2)
     alpha = tf.constant([0.25])
     for batch in [1, 2, 3, 4, 1, 2, 3, 4]:
         x = -tf.ones([batch, 1])
         np.testing.assert_array_equal(pt.prelu(x, alpha).numpy(), np.full((batch, 1), -0.25))
-    assert len(ops._compiled_shapes) == 2
+    assert len(xla._compiled_shapes) == 2
 
 
 def test_remembered_sightings_stay_bounded(fresh_policy, monkeypatch):
-    monkeypatch.setattr(ops, "_MAX_TRACKED_SHAPES", 5)
+    monkeypatch.setattr(xla, "_MAX_TRACKED_SHAPES", 5)
     alpha = tf.constant([0.25])
     for batch in range(1, 20):
         pt.prelu(tf.ones([batch, 1]), alpha)
-    assert len(ops._sightings) == 5 and not ops._compiled_shapes
+    assert len(xla._sightings) == 5 and not xla._compiled_shapes

@@ -240,7 +240,7 @@ def comparison_rows(result: ModelBenchmark, statistic: str = "median") -> list[d
 
 def _is_default(name: str, result: ModelBenchmark) -> bool:
     """Whether the candidate is what ``pt.PReLU()`` runs."""
-    return name in ("pt.PReLU", f"pt.PReLU[{result.default_implementation}]")
+    return name == f"pt.PReLU[{result.default_implementation}]"
 
 
 def _cell(figure: ModelFigure) -> str:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import tensorflow as tf
 
 import prelu_tutorial
-from prelu_tutorial import ops
+from prelu_tutorial import ops, xla
 from prelu_tutorial._number_checks import check_int
 from prelu_tutorial.benchmark.op_level import parse_size
 
@@ -105,7 +105,7 @@ def variable_shapes(
         prelu_seconds=tuple(prelu_seconds),
         where_seconds=tuple(where_seconds),
         ratios=tuple(p / w for p, w in zip(prelu_seconds, where_seconds, strict=True)),
-        compiled_shapes=len(ops._compiled_shapes),
+        compiled_shapes=len(xla._compiled_shapes),
         max_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     )
 

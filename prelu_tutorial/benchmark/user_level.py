@@ -33,7 +33,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from prelu_tutorial import layers
+from prelu_tutorial import kernel_choice, layers
 from prelu_tutorial._checks import quiet_logger
 from prelu_tutorial._number_checks import check_int
 from prelu_tutorial.benchmark import timing
@@ -80,31 +80,33 @@ _MIN_SAMPLE_SECONDS = 0.05  # short calls are repeated within a sample until it 
 
 
 def default_implementation() -> str:
-    """The implementation ``pt.PReLU()`` runs when none is named.
+    """The kernels ``pt.PReLU()`` (``implementation="auto"``) runs in every timed part here.
+
+    Each part is eager or a training step, and Keras compiles the step with
+    XLA exactly where a GPU is visible, so
+    :func:`prelu_tutorial.kernel_choice.choose` gives one answer for all
+    three: ``"custom_op"`` on a CPU where the op builds, else ``"xla"``.
 
     Returns:
-        ``pt.PReLU().implementation``.
+        ``"custom_op"`` or ``"xla"``.
     """
-    return layers.PReLU().implementation
+    return kernel_choice.choose(training=True)
 
 
 def candidate_names() -> tuple[str, ...]:
-    """The activations timed: ReLU, Keras' PReLU and ``pt.PReLU`` with each value of
-    :data:`prelu_tutorial.layers.IMPLEMENTATIONS` (read now, not at import).
+    """The activations timed: ReLU, Keras' PReLU and ``pt.PReLU`` with each of its kernels.
 
-    ``pt.PReLU()`` with no argument is one of those rows when its default is
-    one of them (the table marks it); it gets its own row, ``"pt.PReLU"``,
-    only when its default is none of them. Timing one code path twice would
-    be worse than redundant: the second run would find the shapes the first
-    one compiled in the process' caches.
+    The kernels are the values of :data:`prelu_tutorial.layers.IMPLEMENTATIONS`
+    (read now, not at import) but ``"auto"``, which runs one of them
+    (:func:`default_implementation`; the table marks its row). Timing one
+    code path twice would be worse than redundant: the second run would
+    find the shapes the first one compiled in the process' caches.
 
     Returns:
-        ``("relu", "keras.layers.PReLU", "pt.PReLU[<implementation>]", ...)``.
+        ``("relu", "keras.layers.PReLU", "pt.PReLU[xla]", "pt.PReLU[custom_op]")``.
     """
-    default = () if default_implementation() in layers.IMPLEMENTATIONS else ("pt.PReLU",)
-    return ("relu", "keras.layers.PReLU", *default) + tuple(
-        f"pt.PReLU[{name}]" for name in layers.IMPLEMENTATIONS
-    )
+    kernels = [name for name in layers.IMPLEMENTATIONS if name != "auto"]
+    return ("relu", "keras.layers.PReLU") + tuple(f"pt.PReLU[{name}]" for name in kernels)
 
 
 def _activation(candidate: str) -> keras.layers.Layer:
@@ -113,8 +115,6 @@ def _activation(candidate: str) -> keras.layers.Layer:
         return keras.layers.ReLU()
     if candidate == "keras.layers.PReLU":
         return keras.layers.PReLU(shared_axes=[1, 2])
-    if candidate == "pt.PReLU":
-        return layers.PReLU()
     return layers.PReLU(implementation=candidate[len("pt.PReLU[") : -1])
 
 
@@ -251,8 +251,8 @@ def plan_model(
 
     Args:
         candidates: Names from :func:`candidate_names` (``None``: all);
-            ``"pt.PReLU"`` names the default's row. ReLU is always added, the
-            ratios need it.
+            ``"pt.PReLU"`` names the row of the kernels ``pt.PReLU()``
+            runs. ReLU is always added, the ratios need it.
         parts: A subset of :data:`PARTS`, or their short names ``fit``,
             ``eager``, ``loop``.
         rounds: Rounds of the fit step and eager inference; at least 1.
@@ -269,9 +269,7 @@ def plan_model(
         TypeError: If a count is not an integer.
     """
     known = candidate_names()
-    # "pt.PReLU" names the default wherever the default has a row of its own name.
-    default = f"pt.PReLU[{default_implementation()}]"
-    alias = {"pt.PReLU": default} if default in known else {}
+    alias = {"pt.PReLU": f"pt.PReLU[{default_implementation()}]"}
     named = known if candidates is None else [alias.get(name, name) for name in candidates]
     chosen = tuple(dict.fromkeys(named))
     unknown = [name for name in chosen if name not in known]

@@ -26,7 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from prelu_tutorial import layers, ops
+from prelu_tutorial import layers, xla
 from prelu_tutorial.export._inputs import check_fits, input_spec
 from prelu_tutorial.export._tracing import calls_replaced, model_function, prelu_layers
 
@@ -194,7 +194,7 @@ def to_tflite(model: Any, quantize: str | None = None, representative_data: Any 
 
 def _as_prelu(layer: layers.PReLU, inputs: tf.Tensor, index: int) -> tf.Tensor:
     """A pt.PReLU layer's call as :func:`prelu_tutorial.prelu`, the form TFLite fuses."""
-    return ops.prelu(inputs, layer.alpha)
+    return xla.prelu(inputs, layer.alpha)
 
 
 @contextlib.contextmanager
