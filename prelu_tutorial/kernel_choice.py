@@ -3,20 +3,11 @@
 Both implementations compute one semantics (:func:`prelu_tutorial.prelu`'s
 docstring): the same output and ``dx``, and ``dalpha`` up to the order of
 its sum. They differ in where they can run and what they cost, so the
-default layer picks per call:
-
-==============================================  =============  ==============================
-context of the call                             runs           why
-==============================================  =============  ==============================
-a GPU is visible                                ``xla``        the C++ op has CPU kernels only
-traced for XLA (``jit_compile=True``)           ``xla``        XLA cannot compile the C++ op
-a graph that is not a training step (Keras'     ``xla``        such graphs are saved and
-``predict``/``evaluate``/``export``, a                         converted: SavedModel, TFLite
-``tf.function`` without ``training=True``)                     and ONNX need no C++ library
-eager on a CPU (``model(x)``, a GradientTape)   ``custom_op``  fastest measured
-a training step on a CPU (Keras' ``fit``,       ``custom_op``  fastest measured, no compile
-``train_on_batch``, ``training=True``)                         per new input shape
-==============================================  =============  ==============================
+default layer picks per call, by the table in the docstring of
+:class:`prelu_tutorial.PReLU` (argument ``implementation``), which
+:func:`choose` implements: the C++ op eagerly and in training steps on a
+CPU; the XLA kernels on a GPU, in traces for XLA and in every other graph,
+since those are the ones that get saved and converted.
 
 ``custom_op`` needs a C++ compiler the first time (the build takes about 20
 CPU-seconds and is cached per machine, see :mod:`prelu_tutorial.custom_op`);

@@ -74,28 +74,37 @@ class PReLU(keras.layers.Layer):
             shares none (one alpha per element, Keras' default).
         data_format: ``"channels_last"`` (default) or ``"channels_first"``:
             where the channel axis is when ``shared_axes`` is ``None``.
-        implementation: Which kernels compute the layer; every choice has
+        implementation: Which kernels compute the layer; every choice gives
             the same values (output and ``dx`` bit for bit, ``dalpha`` up to
-            the order of its sum):
+            the order of its sum). ``"xla"``: :func:`prelu_tutorial.prelu`
+            everywhere, XLA kernels compiled per input shape. ``"custom_op"``:
+            the C++ op of :mod:`prelu_tutorial.custom_op` everywhere (CPU
+            only, built on first use); the layer then sets ``supports_jit =
+            False``, so a model compiled with ``jit_compile=True`` trains
+            without XLA, and a SavedModel holds the op and loads only where
+            its library is loaded. ``"auto"`` (default) picks per call:
 
-            ==============  ==================================================
-            ``"auto"``      (default) the fastest that works where the call
-                            runs, by the table of
-                            :mod:`prelu_tutorial.kernel_choice`: the C++ op
-                            eagerly and in training steps on a CPU; the XLA
-                            kernels on a GPU, under ``jit_compile=True`` and
-                            in inference graphs (so a SavedModel holds only
-                            TensorFlow's own ops).
-            ``"xla"``       :func:`prelu_tutorial.prelu` everywhere: XLA
-                            kernels, compiled per input shape.
-            ``"custom_op"`` the C++ op of :mod:`prelu_tutorial.custom_op`
-                            everywhere (CPU only, built on first use); the
-                            layer sets ``supports_jit = False``, so a model
-                            compiled with ``jit_compile=True`` trains
-                            without XLA, and a SavedModel needs the op's
-                            library loaded.
-            ==============  ==================================================
+            ==============================================  =============
+            context of the call                             kernels
+            ==============================================  =============
+            eager on a CPU (``model(x)``, a GradientTape)   ``custom_op``
+            a training step on a CPU (``fit``,              ``custom_op``
+            ``train_on_batch``, a ``tf.function`` calling
+            the layer with ``training=True``)
+            any other graph (``predict``, ``evaluate``,     ``xla``
+            ``model.export``, a ``tf.function`` without
+            ``training=True``), so that what is saved or
+            converted holds only TensorFlow's own ops
+            traced for XLA (``jit_compile=True``, Keras'    ``xla``
+            default on a GPU): XLA cannot compile the op
+            a GPU is visible: the op has CPU kernels only   ``xla``
+            the C++ op cannot be built (no compiler):       ``xla``
+            a warning says so once
+            ==============================================  =============
 
+            On a 2-core CPU the C++ op was the fastest in every part of
+            ``python -m prelu_tutorial.benchmark --model``; the GPU rows
+            are chosen because the op cannot run there, not measured.
             The exporters of :mod:`prelu_tutorial.export` trace every layer
             through :func:`prelu_tutorial.prelu`, whatever it names.
         **kwargs: Base layer arguments (``name``, ``dtype``, ...).
