@@ -2,6 +2,8 @@
 
 import keras
 import pytest
+import tensorflow as tf
+from tensorflow.python.framework import config as framework_config
 
 from prelu_tutorial import custom_op
 
@@ -20,3 +22,13 @@ def custom_op_library():
         return custom_op.load_library()
     except custom_op.CompilerNotFoundError as error:
         pytest.skip(f"the C++ op needs a compiler: {error}")
+
+
+@pytest.fixture
+def op_determinism_off():
+    """Op determinism makes Keras turn XLA off for every model: off for one test."""
+    was_on = framework_config.is_op_determinism_enabled()
+    framework_config.disable_op_determinism()
+    yield
+    if was_on:
+        tf.config.experimental.enable_op_determinism()

@@ -8,7 +8,6 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorflow.python.framework import config as framework_config
 
 import prelu_tutorial as pt
 from prelu_tutorial import custom_op, kernel_choice, xla
@@ -34,14 +33,6 @@ def ran(monkeypatch, custom_op_library):
     return kernels
 
 
-@pytest.fixture
-def op_determinism_off():
-    """Op determinism makes Keras turn XLA off for every model: off for one test."""
-    was_on = framework_config.is_op_determinism_enabled()
-    framework_config.disable_op_determinism()
-    yield
-    if was_on:
-        tf.config.experimental.enable_op_determinism()
 
 
 def _data(seed: int = 3) -> tuple[np.ndarray, np.ndarray]:

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from cases import small_model
-from tensorflow.python.framework import config as framework_config
 
 import prelu_tutorial as pt
 from prelu_tutorial import ops
@@ -300,14 +299,6 @@ def test_keras_file_round_trip_keeps_the_custom_op_and_outputs(custom_op_library
     np.testing.assert_array_equal(loaded(x).numpy(), model(x).numpy())
 
 
-@pytest.fixture
-def op_determinism_off():
-    """Op determinism makes Keras turn XLA off for every model: off for one test."""
-    was_on = framework_config.is_op_determinism_enabled()
-    framework_config.disable_op_determinism()
-    yield
-    if was_on:
-        tf.config.experimental.enable_op_determinism()
 
 
 @pytest.mark.parametrize("implementation", pt.layers.IMPLEMENTATIONS)
