@@ -228,11 +228,11 @@ def test_to_tflite_keeps_the_converters_temporary_path_out_of_the_log():
     logger.addHandler(handler)
     try:
         to_tflite(_prelu_model((3,))[0])
+        assert logger.level == logging.INFO  # restored after the conversion
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
     assert not [record for record in records if "Assets written" in record.getMessage()]
-    assert logger.level == level
 
 
 # Bad input, odd ranks and broken blobs ------------------------------------------
