@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from cases import small_model
 
 import prelu_tutorial as pt
 from prelu_tutorial.export import run_tflite, tflite_ops, to_tflite
@@ -154,6 +155,15 @@ def test_run_tflite_quantizes_integer_inputs_and_dequantizes_outputs():
     x = _inputs((1, 4), seed=2)
     error = np.abs(run_tflite(converter.convert(), x) - pt.ops.prelu_numpy(x, layer.alpha.numpy()))
     assert error.max() < 0.05
+
+
+def test_custom_op_layers_convert_to_one_prelu_op_each_with_the_same_outputs(custom_op_library):
+    # to_tflite alone must swap the op for the fused pattern: TFLite has no kernel for it.
+    model = small_model("custom_op")
+    blob = pt.export.to_tflite(model)
+    assert pt.export.tflite_ops(blob).count("PRELU") == 2
+    x = np.random.default_rng(10).standard_normal((2, 6, 6, 3)).astype(np.float32)
+    np.testing.assert_allclose(pt.export.run_tflite(blob, x), model(x).numpy(), rtol=1e-5)
 
 
 def test_to_tflite_rejects_unknown_quantization():
