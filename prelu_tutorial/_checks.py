@@ -20,6 +20,7 @@ __all__ = [
     "FLOAT_DTYPES",
     "check_prelu_types",
     "quiet_logger",
+    "to_tensor",
     "wide_dtype",
 ]
 

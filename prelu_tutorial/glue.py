@@ -35,6 +35,7 @@ def glue(name: str, value: Any) -> None:
     if not isinstance(name, str) or not name:
         raise TypeError(f"glue: name must be a non-empty string, got {name!r}.")
     try:
+        # myst-nb comes with Jupyter Book, not with this package: looked for at each call.
         from myst_nb import glue as myst_glue
     except ImportError:  # not building the book: the printed output shows the figure
         return

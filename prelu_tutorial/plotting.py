@@ -1,23 +1,17 @@
-"""Plots for the book: activation functions beside their derivatives.
-
-Matplotlib is imported inside the function, so ``import prelu_tutorial``
-stays fast for code that never plots.
-"""
+"""Plots for the book: activation functions beside their derivatives."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
 
+import matplotlib.pyplot as plt
 import numpy as np
 import tensorflow as tf
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 from prelu_tutorial._number_checks import check_int
-
-if TYPE_CHECKING:
-    from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
 
 __all__ = ["plot_activations"]
 
@@ -83,8 +77,6 @@ def plot_activations(
 
     own_figure = ax_value is None
     if own_figure:
-        import matplotlib.pyplot as plt
-
         # Constrained layout keeps a figure.suptitle() clear of the axes titles.
         figure, (ax_value, ax_grad) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
     else:

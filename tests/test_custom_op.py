@@ -1,4 +1,7 @@
-"""prelu_tutorial.custom_op: the C++ op against NumPy, its gradients, threads, errors, TFLite."""
+"""prelu_tutorial.custom_op: the C++ op against NumPy, its gradients, threads, errors.
+
+The layer on the op is tested in test_layers.py, its TFLite export in test_export.py.
+"""
 
 import itertools
 import subprocess
@@ -6,11 +9,10 @@ import sys
 import textwrap
 import threading
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from cases import DTYPES, small_model
+from cases import DTYPES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from processes import stop
@@ -168,32 +170,6 @@ def test_every_alpha_layout_matches_numpy_forward_and_both_gradients(x_shape):
         np.testing.assert_allclose(dalpha.numpy(), dalpha_ref, rtol=1e-5, atol=1e-5)
         checked += 1
     assert checked == sum(2**k for k in range(len(x_shape) + 1))
-
-
-def test_layer_with_shared_axes_apart_runs_the_op_and_matches_xla():
-    x = tf.constant(np.random.default_rng(13).standard_normal((2, 3, 4, 5)), tf.float32)
-    layers = {
-        implementation: pt.PReLU(
-            shared_axes=[2],
-            alpha_initializer=keras.initializers.RandomUniform(-1.0, 1.0, seed=4),
-            implementation=implementation,
-        )
-        for implementation in ("xla", "custom_op")
-    }
-    outputs = {}
-    for implementation, layer in layers.items():
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = layer(x)
-        outputs[implementation] = (y, *tape.gradient(y, [x, layer.alpha]))
-    assert tuple(layers["custom_op"].alpha.shape) == (3, 1, 5)
-    (y_op, dx_op, dalpha_op), (y_xla, dx_xla, dalpha_xla) = (
-        outputs["custom_op"],
-        outputs["xla"],
-    )
-    assert same_bits(y_op.numpy(), y_xla.numpy())
-    assert same_bits(dx_op.numpy(), dx_xla.numpy())
-    np.testing.assert_allclose(dalpha_op.numpy(), dalpha_xla.numpy(), rtol=1e-6)
 
 
 def test_shape_function_accepts_what_unknown_sizes_leave_possible():
@@ -435,12 +411,3 @@ def test_alpha_of_any_dtype_gives_pt_prelus_values_and_gradients_bit_for_bit(x_d
         rtol=tolerance[alpha_dtype],
         atol=tolerance[alpha_dtype],
     )
-
-
-def test_tflite_export_gives_one_prelu_per_layer_with_the_same_outputs():
-    # to_tflite alone must swap the op for the fused pattern: TFLite has no kernel for it.
-    model = small_model("custom_op")
-    blob = pt.export.to_tflite(model)
-    assert pt.export.tflite_ops(blob).count("PRELU") == 2
-    x = np.random.default_rng(10).standard_normal((2, 6, 6, 3)).astype(np.float32)
-    np.testing.assert_allclose(pt.export.run_tflite(blob, x), model(x).numpy(), rtol=1e-5)

@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from cases import small_model
 
 import prelu_tutorial as pt
 from prelu_tutorial.export import run_tflite, tflite_ops, to_tflite
@@ -156,6 +157,15 @@ def test_run_tflite_quantizes_integer_inputs_and_dequantizes_outputs():
     assert error.max() < 0.05
 
 
+def test_custom_op_layers_convert_to_one_prelu_op_each_with_the_same_outputs(custom_op_library):
+    # to_tflite alone must swap the op for the fused pattern: TFLite has no kernel for it.
+    model = small_model("custom_op")
+    blob = pt.export.to_tflite(model)
+    assert pt.export.tflite_ops(blob).count("PRELU") == 2
+    x = np.random.default_rng(10).standard_normal((2, 6, 6, 3)).astype(np.float32)
+    np.testing.assert_allclose(pt.export.run_tflite(blob, x), model(x).numpy(), rtol=1e-5)
+
+
 def test_to_tflite_rejects_unknown_quantization():
     model, _ = _prelu_model((3,))
     with pytest.raises(ValueError, match="quantize must be None, 'int8' or 'float16', got 'int4'"):
@@ -228,11 +238,11 @@ def test_to_tflite_keeps_the_converters_temporary_path_out_of_the_log():
     logger.addHandler(handler)
     try:
         to_tflite(_prelu_model((3,))[0])
+        assert logger.level == logging.INFO  # restored after the conversion
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
     assert not [record for record in records if "Assets written" in record.getMessage()]
-    assert logger.level == level
 
 
 # Bad input, odd ranks and broken blobs ------------------------------------------

@@ -286,6 +286,32 @@ def test_fit_with_the_custom_op_matches_fit_with_xla(custom_op_library):
         np.testing.assert_allclose(from_op, from_xla, rtol=1e-4, atol=1e-6)
 
 
+def test_custom_op_layer_with_shared_axes_apart_matches_the_xla_layer(custom_op_library):
+    x = tf.constant(np.random.default_rng(13).standard_normal((2, 3, 4, 5)), tf.float32)
+    layers = {
+        implementation: pt.PReLU(
+            shared_axes=[2],
+            alpha_initializer=keras.initializers.RandomUniform(-1.0, 1.0, seed=4),
+            implementation=implementation,
+        )
+        for implementation in ("xla", "custom_op")
+    }
+    outputs = {}
+    for implementation, layer in layers.items():
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+        outputs[implementation] = (y, *tape.gradient(y, [x, layer.alpha]))
+    assert tuple(layers["custom_op"].alpha.shape) == (3, 1, 5)
+    (y_op, dx_op, dalpha_op), (y_xla, dx_xla, dalpha_xla) = (
+        outputs["custom_op"],
+        outputs["xla"],
+    )
+    np.testing.assert_array_equal(y_op.numpy().view(np.uint32), y_xla.numpy().view(np.uint32))
+    np.testing.assert_array_equal(dx_op.numpy().view(np.uint32), dx_xla.numpy().view(np.uint32))
+    np.testing.assert_allclose(dalpha_op.numpy(), dalpha_xla.numpy(), rtol=1e-6)
+
+
 def test_keras_file_round_trip_keeps_the_custom_op_and_outputs(custom_op_library, tmp_path):
     model = small_model("custom_op")
     x = np.random.default_rng(9).standard_normal((2, 6, 6, 3)).astype(np.float32)

@@ -1,6 +1,7 @@
 """Tests for the ONNX export: pt.export.to_onnx, onnx_ops and run_onnx."""
 
 import functools
+import logging
 import subprocess
 import sys
 
@@ -425,8 +426,25 @@ def test_opset_out_of_range_is_a_value_error(opset):
 @pytest.mark.parametrize("opset", ["17", True, 17.0])
 def test_opset_that_is_not_an_int_is_a_type_error(opset):
     model, _ = _prelu_model((3,))
-    with pytest.raises(TypeError, match="opset must be an int"):
+    with pytest.raises(TypeError, match=r"opset must be an integer between 9 .* of type"):
         to_onnx(model, opset=opset)
+
+
+def test_to_onnx_keeps_tf2onnx_progress_log_out_of_the_output():
+    logger = logging.getLogger("tf2onnx")
+    records = []
+    handler = logging.Handler(level=logging.DEBUG)
+    handler.emit = records.append
+    level = logger.level
+    logger.setLevel(logging.INFO)  # a user who asked for tf2onnx's log
+    logger.addHandler(handler)
+    try:
+        to_onnx(_prelu_model((3,))[0], opset=np.int64(13))
+        assert logger.level == logging.INFO  # restored after the export
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert [record.getMessage() for record in records] == []
 
 
 def test_model_that_is_neither_keras_nor_tf_function_is_a_type_error():

@@ -20,6 +20,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
+from matplotlib.figure import Figure
+
 from prelu_tutorial._number_checks import check_int
 from prelu_tutorial.benchmark import op_level, report, shape_loop, user_level
 from prelu_tutorial.benchmark.request import RequestError, about
@@ -135,9 +137,6 @@ def _check_outputs(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
         if not writable:
             parser.error(f"{flag} {path!r} cannot be written (permission denied).")
     if args.plot is not None:
-        # matplotlib only when a chart is asked for: it is slow to import.
-        from matplotlib.figure import Figure
-
         supported = Figure().canvas.get_supported_filetypes()
         extension = os.path.splitext(args.plot)[1].lstrip(".").lower()
         if extension and extension not in supported:

@@ -9,8 +9,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict
 
+import matplotlib.pyplot as plt
 import numpy as np
 import tensorflow as tf
+from matplotlib.container import ErrorbarContainer
+from matplotlib.ticker import FuncFormatter
 
 from prelu_tutorial import tables
 from prelu_tutorial.benchmark.op_level import Measurement
@@ -129,10 +132,6 @@ def plot(measurements: Sequence[Measurement], shape: Sequence[int] | None = None
     Raises:
         ValueError: If there is no measurement of that size.
     """
-    import matplotlib.pyplot as plt
-    from matplotlib.container import ErrorbarContainer
-    from matplotlib.ticker import FuncFormatter
-
     if shape is None and measurements:
         shape = max((m.shape for m in measurements), key=math.prod)
     chosen = [m for m in measurements if shape is not None and m.shape == tuple(shape)]

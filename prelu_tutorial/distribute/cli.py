@@ -104,7 +104,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.worker_spec:
         return worker_main(json.loads(Path(args.worker_spec).read_text()))
-    timeouts = {
+    # train's arguments, checked here before anything is announced, then passed as they are.
+    arguments = {
+        "kill_worker": args.kill_worker,
+        "at_step": args.at_step,
+        "max_restarts": args.max_restarts,
         "join_timeout": args.join_timeout,
         "stall_timeout": args.stall_timeout,
         "timeout": args.timeout,
@@ -118,14 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             checkpoint_every=args.checkpoint_every,
             seed=args.seed,
         )
-        job.check_train_arguments(
-            args.workers,
-            config,
-            kill_worker=args.kill_worker,
-            at_step=args.at_step,
-            max_restarts=args.max_restarts,
-            **timeouts,
-        )
+        job.check_train_arguments(args.workers, config, **arguments)
     except (TypeError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -137,13 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_OK
         print(f"Training on {args.workers} workers (127.0.0.1), {args.epochs} epochs.", flush=True)
         result = job.train(
-            args.workers,
-            config,
-            kill_worker=args.kill_worker,
-            at_step=args.at_step,
-            max_restarts=args.max_restarts,
-            progress=lambda line: print(line, flush=True),
-            **timeouts,
+            args.workers, config, progress=lambda line: print(line, flush=True), **arguments
         )
     except DistributeError as error:
         print(f"error: {error}", file=sys.stderr)

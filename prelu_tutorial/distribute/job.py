@@ -59,14 +59,22 @@ def check_train_arguments(
     workers: int,
     config: TrainConfig,
     *,
-    kill_worker: int | None = None,
-    at_step: int | None = None,
-    max_restarts: int = 1,
-    join_timeout: float = 180.0,
-    stall_timeout: float = 120.0,
-    timeout: float = 900.0,
+    kill_worker: int | None,
+    at_step: int | None,
+    max_restarts: int,
+    join_timeout: float,
+    stall_timeout: float,
+    timeout: float,
 ) -> None:
     """Checks :func:`train`'s arguments, as it does before it starts a worker.
+
+    :func:`train` holds the defaults and the meaning of each argument; this
+    takes every one explicitly, so that a caller who must refuse bad input
+    before announcing a job (the CLI) runs the very checks ``train`` runs.
+
+    Args:
+        workers, config, kill_worker, at_step, max_restarts, join_timeout,
+        stall_timeout, timeout: As for :func:`train`.
 
     Raises:
         TypeError: If an argument has the wrong type.

@@ -4,8 +4,9 @@
 :mod:`.tflite`; ``to_onnx``, ``onnx_ops`` and ``run_onnx`` in :mod:`.onnx`.
 Both trace a Keras model the same way (:mod:`._tracing`: each PReLU layer
 call computes what the format can map, for the duration of the export) and
-check inputs the same way (:mod:`._inputs`). tf2onnx, onnx, onnxruntime and
-LiteRT are imported only when a function that needs them is called.
+check inputs the same way (:mod:`._inputs`). tf2onnx, onnx and onnxruntime
+(the optional extra ``onnx``) are imported only when a function that needs
+them is called.
 """
 
 from prelu_tutorial.export.onnx import DEFAULT_OPSET, onnx_ops, run_onnx, to_onnx

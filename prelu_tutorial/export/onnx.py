@@ -21,13 +21,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from prelu_tutorial._checks import quiet_logger
+from prelu_tutorial._number_checks import is_integer
 from prelu_tutorial.export._inputs import check_fits, input_spec
 from prelu_tutorial.export._tracing import (
     CALL_SCOPE,
@@ -65,6 +66,7 @@ _CALL_INDEX = re.compile(rf"{CALL_SCOPE}(\d+)/")
 
 def _onnx_modules():
     """Imports tf2onnx, onnx and onnxruntime, or says how to install them."""
+    # The optional extra "onnx": imported on use, so the package works without it.
     try:
         import onnx
         import onnxruntime
@@ -84,14 +86,17 @@ def _max_opset(tf2onnx) -> int:
 
 def _check_opset(opset: Any, tf2onnx) -> int:
     highest = _max_opset(tf2onnx)
-    if isinstance(opset, bool) or not isinstance(opset, (int, np.integer)):
-        raise TypeError(f"to_onnx: opset must be an int, got {opset!r}.")
-    if not _MIN_OPSET <= opset <= highest:
-        raise ValueError(
-            f"to_onnx: opset must be between {_MIN_OPSET} (the first with PRelu's "
-            f"unidirectional broadcasting) and {highest} (the highest tf2onnx "
-            f"{tf2onnx.__version__} writes), got {opset}."
+    bounds = (
+        f"between {_MIN_OPSET} (the first with PRelu's unidirectional broadcasting) and "
+        f"{highest} (the highest tf2onnx {tf2onnx.__version__} writes)"
+    )
+    if not is_integer(opset):
+        raise TypeError(
+            f"to_onnx: opset must be an integer {bounds}, got {opset!r} of type "
+            f"{type(opset).__name__}."
         )
+    if not _MIN_OPSET <= opset <= highest:
+        raise ValueError(f"to_onnx: opset must be {bounds}, got {opset}.")
     return int(opset)
 
 
@@ -179,18 +184,6 @@ def _reason(error: Exception) -> str:
     return (lines[0] if lines else type(error).__name__)[:300]
 
 
-@contextlib.contextmanager
-def _quiet_tf2onnx() -> Iterator[None]:
-    """Keeps tf2onnx's progress log out of the output; to_onnx reports errors itself."""
-    logger = logging.getLogger("tf2onnx")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
 def _broadcasts_unidirectionally(slope_shape: tuple, x_shape: Any) -> bool:
     """Whether a slope of this shape broadcasts to x without making the result larger.
 
@@ -247,6 +240,7 @@ def _prelu_rewriter(slopes: dict[int, np.ndarray]):
     """
 
     def rewrite(graph, nodes: list) -> list:
+        # tf2onnx is the optional extra "onnx": imported on use, like in _onnx_modules.
         from tf2onnx.graph_matcher import GraphMatcher, OpTypePattern
 
         for node in list(nodes):
@@ -298,7 +292,7 @@ def _tidy_prelu_nodes(model) -> None:
     slope back leading axes of size 1 (``[1, C, 1, 1]``); they are dropped
     where the slope is read by this node alone.
     """
-    from onnx import numpy_helper
+    from onnx import numpy_helper  # the optional extra "onnx": imported on use
 
     graph = model.graph
     taken = {node.name for node in graph.node}
@@ -356,7 +350,7 @@ def _name_batch_dimension(model, output_too: bool) -> None:
 
 def _unsupported_nodes(model) -> list[str]:
     """Nodes whose op the ONNX standard does not define (tf2onnx keeps them as it found them)."""
-    import onnx
+    import onnx  # the optional extra "onnx": imported on use
 
     return [
         f"{node.name!r} ({node.op_type})"
@@ -430,8 +424,9 @@ def to_onnx(model: Any, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
         tracing = calls_replaced(targets, _traced_as_marker(targets, slopes))
     else:
         function, tracing = model, contextlib.nullcontext()
-    # tf2onnx traces the function while the layers compute the placeholder.
-    with tracing, _quiet_tf2onnx():
+    # tf2onnx traces the function while the layers compute the placeholder; its
+    # progress log stays out of the output (to_onnx reports errors itself).
+    with tracing, quiet_logger("tf2onnx", logging.CRITICAL):
         try:
             onnx_model, _ = tf2onnx.convert.from_function(
                 function,

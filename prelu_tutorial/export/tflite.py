@@ -7,8 +7,8 @@ became the single builtin ``PRELU`` op that NNAPI and the GPU delegate
 accelerate; :func:`run_tflite` runs the flatbuffer with LiteRT
 (``ai_edge_litert``), the interpreter that replaces ``tf.lite.Interpreter``.
 
-Converting needs only TensorFlow; listing ops and running use LiteRT, which
-the package depends on and imports only when those functions are called.
+Converting needs only TensorFlow; listing ops and running use LiteRT
+(``ai-edge-litert``, one of the package's dependencies).
 """
 
 from __future__ import annotations
@@ -25,8 +25,11 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
+from ai_edge_litert import interpreter as litert
+from ai_edge_litert import schema_py_generated as schema
 
 from prelu_tutorial import layers, xla
+from prelu_tutorial._checks import quiet_logger
 from prelu_tutorial.export._inputs import check_fits, input_spec
 from prelu_tutorial.export._tracing import calls_replaced, model_function, prelu_layers
 
@@ -174,16 +177,11 @@ def to_tflite(model: Any, quantize: str | None = None, representative_data: Any 
         )
     # The converter saves a temporary SavedModel and logs its path at INFO
     # level, which a notebook would show among the cell's outputs.
-    logger = tf.get_logger()
-    level = logger.level
-    logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
     try:
-        with _stderr_captured():
+        with quiet_logger(level=logging.WARNING), _stderr_captured():
             blob = converter.convert()
     except Exception as error:  # the converter's errors are several classes
         raise ValueError(f"to_tflite: the converter failed: {_first_error_line(error)}") from None
-    finally:
-        logger.setLevel(level)
     if quantize == "int8" and not _has_int8_tensors(blob):
         raise ValueError(
             "to_tflite: the converter returned a model without int8 tensors for "
@@ -226,24 +224,11 @@ def _first_error_line(error: Exception) -> str:
 
 def _has_int8_tensors(blob: bytes) -> bool:
     """Whether the flatbuffer's main graph holds at least one int8 tensor."""
-    _, schema = _litert()
     graph = schema.Model.GetRootAs(blob, 0).Subgraphs(0)
     return any(
         graph.Tensors(index).Type() == schema.TensorType.INT8
         for index in range(graph.TensorsLength())
     )
-
-
-def _litert():
-    """Imports LiteRT, or says how to install it."""
-    try:
-        from ai_edge_litert import interpreter, schema_py_generated
-    except ImportError as error:
-        raise ImportError(
-            "prelu_tutorial.export needs LiteRT to read and run .tflite models: "
-            "pip install ai-edge-litert"
-        ) from error
-    return interpreter, schema_py_generated
 
 
 def _check_blob(blob: Any, caller: str) -> None:
@@ -270,29 +255,28 @@ def tflite_ops(blob: bytes) -> list[str]:
         ValueError: If ``blob`` is not a TFLite model, or is truncated or corrupt.
     """
     _check_blob(blob, "tflite_ops")
-    _, schema = _litert()
     if not schema.Model.ModelBufferHasIdentifier(blob, 0):
         raise ValueError("tflite_ops: blob is not a TFLite flatbuffer (no 'TFL3' identifier).")
     names = {code: name for name, code in vars(schema.BuiltinOperator).items() if name.isupper()}
     try:
         model = schema.Model.GetRootAs(blob, 0)
         graph = model.Subgraphs(0)
-        ops = []
+        op_names = []
         for index in range(graph.OperatorsLength()):
             opcode = model.OperatorCodes(graph.Operators(index).OpcodeIndex())
             # Codes above 127 live in BuiltinCode; the old int8 field keeps 127 for them.
             code = max(opcode.BuiltinCode(), opcode.DeprecatedBuiltinCode())
             if code == schema.BuiltinOperator.CUSTOM:
-                ops.append(opcode.CustomCode().decode())
+                op_names.append(opcode.CustomCode().decode())
             else:
-                ops.append(names[code])
+                op_names.append(names[code])
     except (struct.error, AttributeError, IndexError, KeyError, UnicodeDecodeError) as error:
         # A truncated or corrupt buffer sends the flatbuffer reader out of bounds.
         raise ValueError(
             f"tflite_ops: blob is a truncated or corrupt TFLite model ({len(blob)} bytes): "
             f"{type(error).__name__}: {error}"
         ) from None
-    return ops
+    return op_names
 
 
 def run_tflite(blob: bytes, x: Any) -> np.ndarray:
@@ -319,11 +303,10 @@ def run_tflite(blob: bytes, x: Any) -> np.ndarray:
             output, or ``x``'s shape does not fit the model's input.
     """
     _check_blob(blob, "run_tflite")
-    interpreter_module, schema = _litert()
     if not schema.Model.ModelBufferHasIdentifier(blob, 0):
         raise ValueError("run_tflite: blob is not a TFLite flatbuffer (no 'TFL3' identifier).")
     try:
-        interpreter = interpreter_module.Interpreter(model_content=bytes(blob))
+        interpreter = litert.Interpreter(model_content=bytes(blob))
     except (ValueError, RuntimeError) as error:
         raise ValueError(
             f"run_tflite: blob is a truncated or corrupt TFLite model: {error}"
