@@ -140,7 +140,7 @@ def test_a_model_exported_by_keras_loads_without_the_cpp_library(tmp_path, custo
     model = small_model("auto")
     x = _data()[0][:2]
     model(x)
-    model.export(str(tmp_path / "saved"), verbose=False)
+    model.export(str(tmp_path / "saved"))  # no verbose=: Keras 3.5 (the floor) lacks it
     program = (
         "import sys, numpy as np, tensorflow as tf\n"
         f"loaded = tf.saved_model.load({str(tmp_path / 'saved')!r})\n"
