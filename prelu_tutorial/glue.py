@@ -14,13 +14,6 @@ from typing import Any
 __all__ = ["glue"]
 
 
-class _Text(str):
-    """A string whose ``repr`` is itself, so that ``{glue:text}`` shows it without quotes."""
-
-    def __repr__(self) -> str:
-        return str(self)
-
-
 def glue(name: str, value: Any) -> None:
     """Stores ``value`` under ``name`` for the chapter's Markdown, without displaying it.
 
@@ -39,4 +32,7 @@ def glue(name: str, value: Any) -> None:
         from myst_nb import glue as myst_glue
     except ImportError:  # not building the book: the printed output shows the figure
         return
-    myst_glue(name, _Text(value) if isinstance(value, str) else value, display=False)
+    # A string goes in as itself, so its text/plain form is its quoted repr: {glue:text} reads
+    # that with ast.literal_eval, which drops the quotes and gives back the string. Unquoted,
+    # "25,000" would come back as the tuple (25, 0) and "0.50" as 0.5.
+    myst_glue(name, value, display=False)

@@ -14,8 +14,18 @@ def test_glue_stores_the_value_without_displaying_it(monkeypatch):
     glue("ratio", "1.25")
     glue("count", 3)
     assert calls == [(("ratio", "1.25"), {"display": False}), (("count", 3), {"display": False})]
-    # A string is shown as it is: its text/plain form carries no quotes.
-    assert repr(calls[0][0][1]) == "1.25"
+
+
+@pytest.mark.parametrize("text", ["25,000", "0.50", "1.25x to 2.00x", "mixed_bfloat16"])
+def test_glued_string_is_pasted_as_written(monkeypatch, text):
+    myst_nb = pytest.importorskip("myst_nb")
+    from myst_nb.core.variables import format_plain_text
+
+    stored = []
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display: stored.append(value))
+    glue("figure", text)
+    # What {glue:text}`figure` shows: myst-nb formats the value's text/plain form.
+    assert format_plain_text(repr(stored[0]), "s") == text
 
 
 def test_glue_does_nothing_without_myst_nb(monkeypatch):
