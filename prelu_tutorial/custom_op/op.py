@@ -23,6 +23,7 @@ __all__ = ["load_library", "prelu"]
 
 _lock = threading.Lock()
 _library: ModuleType | None = None
+_FLOAT_DTYPE_SET = frozenset(FLOAT_DTYPES)
 
 
 def _sum_to_alpha(values: tf.Tensor, x: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
@@ -132,6 +133,16 @@ def prelu(x, alpha) -> tf.Tensor:
             otherwise ``tf.errors.InvalidArgumentError`` at run time, naming
             both shapes).
     """
+    if (
+        isinstance(x, tf.Tensor)
+        and isinstance(alpha, (tf.Tensor, tf.Variable))
+        and x.dtype in _FLOAT_DTYPE_SET
+        and alpha.dtype in _FLOAT_DTYPE_SET
+    ):
+        # The common call, a layer's (a dense floating tensor and a floating
+        # variable), passes every check below: skip them, since in eager code
+        # their Python costs about as much as the kernel on a small tensor.
+        return _call(_library or load_library(), x, alpha)
     check_prelu_types(x, alpha, "custom_op.prelu")
     x = to_tensor(x)
     if x.dtype not in FLOAT_DTYPES:
@@ -148,6 +159,11 @@ def prelu(x, alpha) -> tf.Tensor:
     alpha = tf.convert_to_tensor(alpha)
     if alpha.dtype not in FLOAT_DTYPES:
         alpha = tf.cast(alpha, x.dtype)
+    return _call(library, x, alpha)
+
+
+def _call(library: ModuleType, x: tf.Tensor, alpha: tf.Tensor | tf.Variable) -> tf.Tensor:
+    """The op on checked arguments; an eager shape error becomes the kernel's ``ValueError``."""
     try:
         return library.prelu_tutorial_prelu(x, alpha)
     except tf.errors.InvalidArgumentError as error:
