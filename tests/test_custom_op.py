@@ -341,6 +341,25 @@ def test_alpha_that_does_not_fit_raises_value_error_naming_both_shapes(
         assert str(list(alpha_shape)).replace(" ", "") in message.replace(" ", "")
 
 
+@pytest.mark.parametrize("dtype", sorted(DTYPES))
+def test_the_fast_path_and_the_checked_path_give_the_same_bits_and_errors(dtype):
+    # A tensor x with a floating variable alpha skips the argument checks; an array x with a
+    # list alpha goes through them. Both must compute the same thing and refuse the same shapes.
+    rng = np.random.default_rng(21)
+    x = rng.standard_normal((3, 4, 5)).astype(DTYPES[dtype])
+    x[0, 0, :3] = [np.inf, -np.inf, -0.0]
+    alpha = [0.25, -0.5, 1.5, 0.0, -0.0]
+    fast_alpha = tf.Variable(np.asarray(alpha, DTYPES[dtype]))
+    fast = custom_op.prelu(tf.constant(x), fast_alpha)
+    checked = custom_op.prelu(x, alpha)
+    assert fast.dtype == checked.dtype
+    assert same_bits(fast.numpy(), checked.numpy())
+    for bad_x, bad_alpha in ((tf.constant(x), tf.Variable(tf.ones(4, fast_alpha.dtype))),
+                             (x, [1.0] * 4)):
+        with pytest.raises(ValueError, match="1 or the size"):
+            custom_op.prelu(bad_x, bad_alpha)
+
+
 def test_alpha_that_does_not_fit_an_unknown_shape_fails_at_run_time():
     traced = tf.function(
         custom_op.prelu, input_signature=[tf.TensorSpec([None, None]), tf.TensorSpec([None])]
