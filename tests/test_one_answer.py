@@ -2,8 +2,10 @@
 
 The paths: an eager call with a shape seen for the first time (plain
 TensorFlow ops), a later eager call (the compiled kernels), a
-``tf.function``, a ``tf.function`` with ``jit_compile=True`` and one whose
-signature leaves the rank unknown. The output and ``dx`` must have the same
+``tf.function``, a ``tf.function`` with ``jit_compile=True``, one whose
+signature leaves the sizes unknown (the uncompiled graph path) and one that
+leaves the rank unknown; and the C++ op of ``custom_op``, eager and in a
+``tf.function``. The output and ``dx`` must have the same
 bits on every path, except the sign of a zero output in a graph with a known
 rank (the sum that TFLite fuses); ``dalpha`` may differ only by the order of
 summation, and is never NaN where the definition's is finite.
@@ -56,9 +58,15 @@ def graph_paths(x, alpha, upstream):
         tf.TensorSpec(alpha.shape, alpha.dtype),
         tf.TensorSpec(None, upstream.dtype),
     ]
+    unknown_sizes = [
+        tf.TensorSpec([None] * x.shape.rank, x.dtype),
+        tf.TensorSpec(alpha.shape, alpha.dtype),
+        tf.TensorSpec([None] * x.shape.rank, upstream.dtype),
+    ]
     return {
         "function": tf.function(gradients),
         "xla": tf.function(gradients, jit_compile=True),
+        "unknown_sizes": tf.function(gradients, input_signature=unknown_sizes),
         "unknown_rank": tf.function(gradients, input_signature=unknown_rank),
     }
 
@@ -119,21 +127,13 @@ def cases(draw):
         )
 
 
-@settings(max_examples=40, deadline=None)
-@given(cases())
-def test_every_path_gives_the_same_bits_as_the_first_eager_call(case):
+def assert_one_answer(results, case):
+    """Every result has the first eager call's bits for y and dx, and the reference's values."""
     x_np, alpha_np, upstream_np = case
-    xla._sightings.clear()
-    xla._compiled_shapes.clear()
-    x, alpha, upstream = (tf.constant(v) for v in case)
-    first = run(gradients, x, alpha, upstream)
-    later = [run(gradients, x, alpha, upstream) for _ in range(2)][-1]
-    results = {"first": first, "later": later}
-    for name, path in graph_paths(x, alpha, upstream).items():
-        results[name] = run(path, x, alpha, upstream)
+    first = results["first"]
     y_ref, dx_ref, dalpha_ref = reference(x_np, alpha_np, upstream_np)
     for name, (y, dx, dalpha) in results.items():
-        if name in ("function", "xla"):
+        if name in GRAPHS_WITH_THE_FUSED_SUM:
             # A graph computes the sum TFLite fuses: a zero may take the other sign.
             y = np.where(y == 0, first[0], y)
         np.testing.assert_array_equal(bits(y), bits(first[0]), err_msg=f"y on {name}")
@@ -151,6 +151,46 @@ def test_every_path_gives_the_same_bits_as_the_first_eager_call(case):
             atol=1e-6,
             err_msg=f"dalpha on {name}",
         )
+
+
+GRAPHS_WITH_THE_FUSED_SUM = ("function", "xla", "unknown_sizes")
+
+
+@settings(max_examples=40, deadline=None)
+@given(cases())
+def test_every_path_gives_the_same_bits_as_the_first_eager_call(case):
+    xla._sightings.clear()
+    xla._compiled_shapes.clear()
+    x, alpha, upstream = (tf.constant(v) for v in case)
+    results = {"first": run(gradients, x, alpha, upstream)}
+    results["later"] = [run(gradients, x, alpha, upstream) for _ in range(2)][-1]
+    for name, path in graph_paths(x, alpha, upstream).items():
+        results[name] = run(path, x, alpha, upstream)
+    assert_one_answer(results, case)
+
+
+@settings(max_examples=40, deadline=None)
+@given(cases())
+def test_the_cpp_op_gives_the_bits_of_pt_prelus_first_call(custom_op_library, case):
+    # The op computes the definition in a graph too: its zeros keep their sign everywhere.
+    from prelu_tutorial import custom_op  # built by the fixture, not by the package import
+
+    def op_gradients(x, alpha, upstream):
+        with tf.GradientTape() as tape:
+            tape.watch([x, alpha])
+            y = custom_op.prelu(x, alpha)
+        dx, dalpha = tape.gradient(y, [x, alpha], output_gradients=upstream)
+        return y, dx, dalpha
+
+    xla._sightings.clear()
+    xla._compiled_shapes.clear()
+    x, alpha, upstream = (tf.constant(v) for v in case)
+    results = {
+        "first": run(gradients, x, alpha, upstream),
+        "custom_op": run(op_gradients, x, alpha, upstream),
+        "custom_op_function": run(tf.function(op_gradients), x, alpha, upstream),
+    }
+    assert_one_answer(results, case)
 
 
 def test_plus_inf_adds_zero_to_dalpha_on_the_first_call_too(fresh_policy):
