@@ -325,8 +325,6 @@ def test_keras_file_round_trip_keeps_the_custom_op_and_outputs(custom_op_library
     np.testing.assert_array_equal(loaded(x).numpy(), model(x).numpy())
 
 
-
-
 @pytest.mark.parametrize("implementation", pt.layers.IMPLEMENTATIONS)
 def test_fit_with_jit_compile_trains_and_uses_xla_unless_the_layer_is_the_custom_op(
     implementation, op_determinism_off, request
