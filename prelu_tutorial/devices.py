@@ -175,10 +175,10 @@ def mixed_precision_policy(device: str, flags: Iterable[str] | None = None) -> s
     ``"mixed_bfloat16"`` only if it reports Intel's AMX bfloat16 tile units
     (both the ``amx_bf16`` and ``amx_tile`` flags), which oneDNN uses for
     bfloat16 matmuls and convolutions. Elsewhere bfloat16 on a CPU mostly
-    adds conversions, so ``"float32"``. AVX512_BF16 alone does not count: on
-    a CPU with it but without AMX, an epoch of chapter 6's model took 203 ms
-    under ``"mixed_bfloat16"`` against 130 ms in float32. Either way
-    variables (PReLU's alpha too) stay float32.
+    adds conversions, so ``"float32"``. AVX512_BF16 alone does not count: it
+    adds bfloat16 dot products to the vector units but no matrix units
+    (chapter 6 times both policies on such a CPU, in alternating runs).
+    Either way variables (PReLU's alpha too) stay float32.
 
     Args:
         device: A device name such as ``"/GPU:0"``, ``"/CPU:0"`` or
