@@ -12,6 +12,8 @@ summation, and is never NaN where the definition's is finite.
 The expected values come from NumPy in float64, not from TensorFlow.
 """
 
+import functools
+
 import ml_dtypes
 import numpy as np
 import pytest
@@ -39,10 +41,10 @@ def fresh_policy(monkeypatch):
     monkeypatch.setattr(xla, "_compiled_shapes", set())
 
 
-def gradients(x, alpha, upstream):
+def gradients(x, alpha, upstream, prelu=xla.prelu):
     with tf.GradientTape() as tape:
         tape.watch([x, alpha])
-        y = xla.prelu(x, alpha)
+        y = prelu(x, alpha)
     dx, dalpha = tape.gradient(y, [x, alpha], output_gradients=upstream)
     return y, dx, dalpha
 
@@ -175,13 +177,7 @@ def test_the_cpp_op_gives_the_bits_of_pt_prelus_first_call(custom_op_library, ca
     # The op computes the definition in a graph too: its zeros keep their sign everywhere.
     from prelu_tutorial import custom_op  # built by the fixture, not by the package import
 
-    def op_gradients(x, alpha, upstream):
-        with tf.GradientTape() as tape:
-            tape.watch([x, alpha])
-            y = custom_op.prelu(x, alpha)
-        dx, dalpha = tape.gradient(y, [x, alpha], output_gradients=upstream)
-        return y, dx, dalpha
-
+    op_gradients = functools.partial(gradients, prelu=custom_op.prelu)
     xla._sightings.clear()
     xla._compiled_shapes.clear()
     x, alpha, upstream = (tf.constant(v) for v in case)
